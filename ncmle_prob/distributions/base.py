@@ -1,0 +1,277 @@
+"""The base class of every noise-conditional distribution.
+
+A *noise-conditional* distribution is a family of densities :math:`p(x \\mid \\sigma)`, one for
+each noise level :math:`\\sigma \\ge 0`, where :math:`p(\\cdot \\mid \\sigma)` models data
+:math:`x = x_0 + \\sigma \\varepsilon`, :math:`\\varepsilon \\sim \\mathcal N(0, I)`. An instance
+is *bound* to one σ (a scalar or a tensor that contributes to ``batch_shape``) so that it behaves
+like any Pyro distribution, and every method also takes an explicit ``sigma`` that overrides the
+bound one for that call.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import torch
+from pyro.distributions import TorchDistribution
+from torch import Tensor
+from torch.distributions import constraints
+
+from .constraints import grid
+from .validation import as_sigma, check_finite, check_tensor, describe_shape
+
+__all__ = ["NoiseConditionalDistribution"]
+
+_ShapeLike = Sequence[int] | torch.Size
+
+
+class NoiseConditionalDistribution(TorchDistribution):
+    """A family :math:`p(x \\mid \\sigma)` of densities of Gaussian-perturbed data.
+
+    Subclasses implement :meth:`_log_prob` and :meth:`_sample`, and may override
+    :meth:`_score` with a closed form; everything else (σ handling, shapes, validation,
+    :meth:`score`, :meth:`denoise`, :meth:`at`, :meth:`expand`, ``support``) lives here.
+
+    Shapes follow torch: ``sample_shape + batch_shape + event_shape``. An explicit ``sigma``
+    broadcasts against the *batch* dims of ``x`` (never its event dims) and against
+    ``batch_shape``, exactly as a distribution parameter would.
+
+    Validation is per instance: with ``validate_args`` true (torch's default) data are checked
+    for NaN/inf and, for discrete families at σ = 0, for lying on the grid. Shapes, dtypes,
+    devices and σ are checked always; those checks are cheap and a wrong shape would otherwise
+    broadcast silently.
+
+    Args:
+        sigma: the bound noise level(s), ``>= 0``.
+        event_shape: shape of one draw.
+        param_batch_shape: batch shape contributed by the other parameters.
+        dtype: floating dtype of the distribution's computations.
+        device: device of the distribution's computations.
+        validate_args: per-instance validation switch (``None``: torch's default).
+    """
+
+    arg_constraints = {"sigma": constraints.nonnegative}
+    has_rsample = False
+    #: Whether ``log_prob`` is a log *mass* on a grid at σ = 0 (discretized families).
+    discrete_at_zero: bool = False
+    #: Number of grid levels on [-1, 1] for grid data (``None`` for continuous data).
+    bins: int | None = None
+
+    def __init__(
+        self,
+        sigma: float | Tensor = 0.0,
+        *,
+        event_shape: _ShapeLike,
+        param_batch_shape: _ShapeLike = (),
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str = "cpu",
+        validate_args: bool | None = None,
+    ) -> None:
+        device = torch.device(device)
+        sigma = as_sigma(sigma, dtype=dtype, device=device)
+        param_batch_shape = torch.Size(param_batch_shape)
+        batch_shape = self._broadcast_batch(param_batch_shape, sigma.shape)
+        self.sigma = sigma.expand(batch_shape)
+        self._param_batch_shape = param_batch_shape
+        self._dtype = dtype
+        self._device = device
+        super().__init__(torch.Size(batch_shape), torch.Size(event_shape), validate_args)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def dtype(self) -> torch.dtype:
+        """Floating dtype in which the distribution computes."""
+        return self._dtype
+
+    @property
+    def device(self) -> torch.device:
+        """Device on which the distribution computes."""
+        return self._device
+
+    @property
+    def support(self) -> constraints.Constraint:  # type: ignore[override]
+        """The grid at σ = 0 for discretized families, the reals otherwise."""
+        if self.discrete_at_zero and bool((self.sigma == 0).all()):
+            return constraints.independent(grid(self.bins or 2), len(self.event_shape))
+        return constraints.independent(constraints.real, len(self.event_shape))
+
+    # ------------------------------------------------------------------ binding σ
+    def at(self, sigma: float | Tensor) -> NoiseConditionalDistribution:
+        """Returns the same distribution bound to another noise level.
+
+        Args:
+            sigma: a non-negative float or tensor; a tensor contributes to ``batch_shape``.
+        """
+        sigma = as_sigma(sigma, dtype=self.dtype, device=self.device)
+        new = copy.copy(self)
+        batch_shape = self._broadcast_batch(self._param_batch_shape, sigma.shape)
+        new.sigma = sigma.expand(batch_shape)
+        new._batch_shape = torch.Size(batch_shape)
+        return new
+
+    def expand(
+        self, batch_shape: _ShapeLike, _instance: NoiseConditionalDistribution | None = None
+    ) -> NoiseConditionalDistribution:
+        """Expands the batch shape (no copy of the network or its parameters)."""
+        batch_shape = torch.Size(batch_shape)
+        try:
+            ok = torch.broadcast_shapes(batch_shape, self.batch_shape) == batch_shape
+        except RuntimeError:
+            ok = False
+        if not ok:
+            raise ValueError(
+                f"expand: batch_shape {describe_shape(batch_shape)} is not a broadcast of the "
+                f"current batch_shape {describe_shape(self.batch_shape)}"
+            )
+        new = copy.copy(self)
+        new.sigma = self.sigma.expand(batch_shape)
+        new._batch_shape = batch_shape
+        new._param_batch_shape = batch_shape
+        return new
+
+    # ------------------------------------------------------------------ public math
+    def log_prob(self, value: Tensor, sigma: float | Tensor | None = None) -> Tensor:
+        """Log density (or log mass at σ = 0 for discretized families) of ``value``.
+
+        Args:
+            value: tensor of shape ``(..., *event_shape)``.
+            sigma: noise level(s); ``None`` uses the bound σ. Broadcasts against the batch
+                dims of ``value``.
+
+        Returns:
+            Tensor of shape ``broadcast(value.shape[:-event_dim], sigma.shape, batch_shape)``.
+        """
+        x, s = self._prepare(value, sigma)
+        return self._log_prob(x, s)
+
+    def score(
+        self, value: Tensor, sigma: float | Tensor | None = None, *, create_graph: bool = False
+    ) -> Tensor:
+        """The exact score :math:`\\nabla_x \\log p(x \\mid \\sigma)`, same shape as ``value``.
+
+        Computed by one forward and one backward pass through the whole log density (the
+        joint score, cross terms included). With ``create_graph=True`` the result is
+        differentiable (for score-matching losses or second derivatives).
+
+        Raises:
+            ValueError: at σ = 0 for a discretized family, where ``log_prob`` is a log mass on
+                a grid and has no score.
+        """
+        x, s = self._prepare(value, sigma)
+        self._check_has_score(s)
+        return self._score(x, s, create_graph=create_graph)
+
+    def denoise(self, value: Tensor, sigma: float | Tensor | None = None) -> Tensor:
+        """Tweedie's posterior mean :math:`E[x_0 \\mid x] = x + \\sigma^2 \\nabla_x \\log p(x
+        \\mid \\sigma)`.
+
+        Exact when the distribution is the noisy law :math:`q_\\sigma` of the clean data
+        :math:`x_0`; at σ = 0 it returns ``value`` unchanged.
+        """
+        x, s = self._prepare(value, sigma)
+        positive = s > 0
+        safe = torch.where(positive, s, torch.ones_like(s))
+        g = self._score(x, safe, create_graph=False)
+        shift = torch.where(positive, s * s, torch.zeros_like(s))
+        return x + self._lift(shift) * g
+
+    def sample(
+        self, sample_shape: _ShapeLike = torch.Size(), generator: torch.Generator | None = None
+    ) -> Tensor:
+        """Draws ``sample_shape + batch_shape + event_shape`` samples at the bound σ.
+
+        Args:
+            sample_shape: leading shape of the draw.
+            generator: optional :class:`torch.Generator` for reproducible draws.
+        """
+        with torch.no_grad():
+            return self._sample(torch.Size(sample_shape), generator)
+
+    def is_mass(self, sigma: float | Tensor | None = None) -> Tensor:
+        """Boolean tensor: where ``log_prob`` is a log *mass* (grid data at σ = 0)."""
+        s = self.sigma if sigma is None else as_sigma(sigma, dtype=self.dtype, device=self.device)
+        return (s == 0) & self.discrete_at_zero
+
+    # ------------------------------------------------------------------ hooks
+    def _log_prob(self, x: Tensor, sigma: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def _sample(self, sample_shape: torch.Size, generator: torch.Generator | None) -> Tensor:
+        raise NotImplementedError
+
+    def _score(self, x: Tensor, sigma: Tensor, *, create_graph: bool) -> Tensor:
+        """Autograd score; subclasses with a closed form override this."""
+        with torch.enable_grad():
+            xg = x if (create_graph and x.requires_grad) else x.detach().requires_grad_(True)
+            lp = self._log_prob(xg, sigma)
+            (g,) = torch.autograd.grad(lp.sum(), xg, create_graph=create_graph)
+        return g
+
+    # ------------------------------------------------------------------ helpers
+    def _lift(self, t: Tensor) -> Tensor:
+        """Appends singleton event dims so a batch-shaped tensor broadcasts against x."""
+        return t.reshape(t.shape + (1,) * len(self.event_shape))
+
+    def _check_has_score(self, sigma: Tensor) -> None:
+        if self.discrete_at_zero and bool((sigma == 0).any()):
+            raise ValueError(
+                "score is undefined at sigma = 0 for a discretized family: log_prob there is a "
+                "log mass on a grid of bins levels. Use sigma > 0 (the density of noisy data)"
+            )
+
+    @staticmethod
+    def _broadcast_batch(param_batch_shape: torch.Size, sigma_shape: torch.Size) -> torch.Size:
+        try:
+            return torch.broadcast_shapes(param_batch_shape, sigma_shape)
+        except RuntimeError:
+            raise ValueError(
+                f"sigma has shape {describe_shape(sigma_shape)}, which does not broadcast against "
+                f"the distribution's batch_shape {describe_shape(param_batch_shape)}"
+            ) from None
+
+    def _prepare(self, value: object, sigma: float | Tensor | None) -> tuple[Tensor, Tensor]:
+        """Checks ``value`` and ``sigma`` and broadcasts them to a common batch shape."""
+        x = check_tensor(
+            "x", value, dtype=self.dtype, device=self.device, event_shape=self.event_shape
+        )
+        if self._validate_args:
+            check_finite("x", x)
+        k = len(self.event_shape)
+        x_batch = x.shape[: x.dim() - k]
+        if sigma is None:
+            s = self.sigma
+        else:
+            s = as_sigma(sigma, dtype=self.dtype, device=self.device)
+            if k and s.dim() == x.dim() and tuple(s.shape) == tuple(x_batch) + (1,) * k:
+                raise ValueError(
+                    f"sigma has shape {describe_shape(s.shape)}, shaped like x "
+                    f"{describe_shape(x.shape)} including its event dims; sigma broadcasts "
+                    f"against the batch dims of x only: pass sigma of shape "
+                    f"{describe_shape(x_batch)}"
+                )
+        try:
+            out = torch.broadcast_shapes(x_batch, s.shape, self._param_batch_shape)
+        except RuntimeError:
+            raise ValueError(
+                f"sigma of shape {describe_shape(s.shape)} does not broadcast against the batch "
+                f"dims {describe_shape(x_batch)} of x (shape {describe_shape(x.shape)}) and "
+                f"batch_shape {describe_shape(self.batch_shape)}"
+            ) from None
+        x = x.expand(out + self.event_shape)
+        s = s.expand(out)
+        if self._validate_args and self.discrete_at_zero:
+            self._check_on_grid(x, s)
+        return x, s
+
+    def _check_on_grid(self, x: Tensor, sigma: Tensor) -> None:
+        at_zero = self._lift(sigma == 0).expand_as(x)
+        if not bool(at_zero.any()):
+            return
+        ok = grid(self.bins or 2).check(x)
+        if not bool(ok[at_zero].all()):
+            raise ValueError(
+                f"x must lie on the grid of bins={self.bins} levels in [-1, 1] where sigma == 0 "
+                f"(a discretized family's log_prob is a log mass there); got off-grid values. "
+                f"Use sigma > 0 for continuous data"
+            )

@@ -1,0 +1,121 @@
+"""Per-dimension conditional families of autoregressive models.
+
+A family turns the raw network output for one dimension, a vector of ``num_params`` numbers,
+into a one-dimensional density :math:`p(x_i \\mid x_{<i}, \\sigma)`. Families are plain
+objects (no parameters of their own), chosen by name in the models through :func:`get_family`.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+__all__ = ["ConditionalFamily", "family_names", "get_family", "register_family"]
+
+#: Log-scale clamp of every family (PixelCNN++'s lower bound; the upper keeps exp finite).
+LOG_SCALE_MIN = -7.0
+LOG_SCALE_MAX = 7.0
+
+_FAMILIES: dict[str, Callable[..., ConditionalFamily]] = {}
+
+
+class ConditionalFamily(abc.ABC):
+    """A parametric family of 1-D conditionals.
+
+    ``params`` has shape ``(..., num_params)`` and ``x``/``sigma`` broadcast against
+    ``params.shape[:-1]``; :meth:`log_prob` returns the elementwise log density (or log mass
+    where :attr:`discrete_at_zero` and σ = 0).
+    """
+
+    name: ClassVar[str]
+    #: Whether the family is a log mass on a grid at σ = 0.
+    discrete_at_zero: ClassVar[bool] = False
+    bins: int | None = None
+
+    @property
+    @abc.abstractmethod
+    def num_params(self) -> int:
+        """Number of raw network outputs per dimension."""
+
+    @abc.abstractmethod
+    def log_prob(self, params: Tensor, x: Tensor, sigma: Tensor) -> Tensor:
+        """Elementwise log density of ``x`` under the conditionals given by ``params``."""
+
+    @abc.abstractmethod
+    def sample(
+        self, params: Tensor, sigma: Tensor, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """One draw per conditional, shape ``params.shape[:-1]``."""
+
+    def config(self) -> dict[str, object]:
+        """A JSON-able description from which :func:`get_family` rebuilds the family."""
+        return {"family": self.name}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "family")
+        return f"{type(self).__name__}({args})"
+
+
+def register_family(cls: type[ConditionalFamily]) -> type[ConditionalFamily]:
+    """Class decorator adding a family to the by-name registry."""
+    if cls.name in _FAMILIES:
+        raise ValueError(f"a family named {cls.name!r} is already registered")
+    _FAMILIES[cls.name] = cls
+    return cls
+
+
+def family_names() -> list[str]:
+    """Names accepted by :func:`get_family`."""
+    return sorted(_FAMILIES)
+
+
+def get_family(
+    family: str | ConditionalFamily, *, components: int | None = None, bins: int | None = None
+) -> ConditionalFamily:
+    """Builds a family from its name (or returns a family instance unchanged).
+
+    Args:
+        family: one of :func:`family_names`.
+        components: number of mixture components (mixture families only).
+        bins: number of grid levels on [-1, 1] (``"discretized_logistic_mixture"`` only).
+
+    Raises:
+        ValueError: unknown name, or an option the family does not take.
+
+    Example:
+        >>> get_family("logistic_mixture", components=3)
+        LogisticMixture(components=3)
+    """
+    if isinstance(family, ConditionalFamily):
+        return family
+    if family not in _FAMILIES:
+        raise ValueError(f"family must be one of {family_names()}, got {family!r}")
+    kwargs: dict[str, int] = {}
+    if components is not None:
+        kwargs["components"] = components
+    if bins is not None:
+        kwargs["bins"] = bins
+    try:
+        return _FAMILIES[family](**kwargs)
+    except TypeError:
+        raise ValueError(
+            f"family {family!r} does not take the options {sorted(kwargs)}"
+        ) from None
+
+
+def uniform(
+    shape: torch.Size, like: Tensor, generator: torch.Generator | None, eps: float
+) -> Tensor:
+    """Uniform draws on ``(eps, 1 - eps)`` with ``like``'s dtype and device."""
+    u = torch.rand(shape, dtype=like.dtype, device=like.device, generator=generator)
+    return u.clamp(eps, 1.0 - eps)
+
+
+def pick_component(logits: Tensor, generator: torch.Generator | None) -> Tensor:
+    """Draws a component index per row of ``logits`` (Gumbel-max), shape ``logits.shape[:-1]``."""
+    u = uniform(logits.shape, logits, generator, torch.finfo(logits.dtype).tiny)
+    return torch.argmax(logits - torch.log(-torch.log(u)), dim=-1)

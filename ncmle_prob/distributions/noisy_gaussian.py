@@ -1,0 +1,256 @@
+"""Closed-form oracles: Gaussians and Gaussian mixtures observed through Gaussian noise.
+
+If :math:`x_0 \\sim \\mathcal N(\\mu, \\Sigma)` then :math:`x = x_0 + \\sigma\\varepsilon \\sim
+\\mathcal N(\\mu, \\Sigma + \\sigma^2 I)`, so every quantity of the noise-conditional contract
+(``log_prob``, ``score``, ``denoise``, ``sample``) is exact. These are the ground truth of the
+test suite and a way to see what NCMLE aims at.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from .base import NoiseConditionalDistribution
+from .families.base import pick_component
+from .validation import check_finite, describe_shape
+
+__all__ = ["NoisyGaussian", "NoisyGaussianMixture"]
+
+
+def _check_covariance(name: str, cov: Tensor) -> None:
+    if cov.dim() < 2 or cov.shape[-1] != cov.shape[-2]:
+        raise ValueError(f"{name} must have shape (..., D, D), got {describe_shape(cov.shape)}")
+    check_finite(name, cov)
+    if not torch.allclose(cov, cov.mT, atol=1e-6, rtol=1e-5):
+        raise ValueError(f"{name} must be symmetric")
+    _, info = torch.linalg.cholesky_ex(cov)
+    if bool((info != 0).any()):
+        raise ValueError(f"{name} must be positive definite (its Cholesky factorisation failed)")
+
+
+def _noisy_cholesky(cov: Tensor, sigma: Tensor) -> Tensor:
+    """Cholesky factor of ``cov + sigma**2 I``; ``sigma`` broadcasts against ``cov``'s batch."""
+    eye = torch.eye(cov.shape[-1], dtype=cov.dtype, device=cov.device)
+    return torch.linalg.cholesky(cov + (sigma * sigma)[..., None, None] * eye)
+
+
+def _gaussian_log_prob(diff: Tensor, chol: Tensor) -> Tensor:
+    z = torch.linalg.solve_triangular(chol, diff.unsqueeze(-1), upper=False).squeeze(-1)
+    half_log_det = torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
+    d = diff.shape[-1]
+    return -0.5 * (z * z).sum(-1) - half_log_det - 0.5 * d * math.log(2 * math.pi)
+
+
+def _gaussian_score(diff: Tensor, chol: Tensor) -> Tensor:
+    return -torch.cholesky_solve(diff.unsqueeze(-1), chol).squeeze(-1)
+
+
+class NoisyGaussian(NoiseConditionalDistribution):
+    """The exact noisy Gaussian :math:`p(x \\mid \\sigma) = \\mathcal N(x;\\, \\mu,\\,
+    \\Sigma + \\sigma^2 I)`.
+
+    .. math::
+
+        \\nabla_x \\log p(x \\mid \\sigma) = -(\\Sigma + \\sigma^2 I)^{-1}(x - \\mu), \\qquad
+        E[x_0 \\mid x] = x - \\sigma^2 (\\Sigma + \\sigma^2 I)^{-1}(x - \\mu).
+
+    Args:
+        loc: mean :math:`\\mu`, shape ``(..., D)``.
+        covariance_matrix: clean covariance :math:`\\Sigma`, shape ``(..., D, D)``.
+        sigma: bound noise level(s).
+        validate_args: per-instance validation.
+
+    Example:
+        >>> d = NoisyGaussian(torch.zeros(2), torch.eye(2), sigma=1.0)
+        >>> d.log_prob(torch.zeros(2))  # N(0, 2 I) at the origin: -log(4 pi)
+        tensor(-2.5310)
+        >>> d.denoise(torch.ones(2))  # shrinks halfway to the mean
+        tensor([0.5000, 0.5000])
+    """
+
+    def __init__(
+        self,
+        loc: Tensor,
+        covariance_matrix: Tensor,
+        sigma: float | Tensor = 0.0,
+        validate_args: bool | None = None,
+    ) -> None:
+        if not isinstance(loc, Tensor) or not isinstance(covariance_matrix, Tensor):
+            raise TypeError("loc and covariance_matrix must be torch.Tensors")
+        if loc.dim() < 1:
+            raise ValueError(f"loc must have shape (..., D), got {describe_shape(loc.shape)}")
+        _check_covariance("covariance_matrix", covariance_matrix)
+        if covariance_matrix.shape[-1] != loc.shape[-1]:
+            raise ValueError(
+                f"covariance_matrix has shape {describe_shape(covariance_matrix.shape)} but loc "
+                f"has D = {loc.shape[-1]}"
+            )
+        check_finite("loc", loc)
+        self.loc = loc
+        self.clean_covariance = covariance_matrix.to(loc.dtype)
+        super().__init__(
+            sigma,
+            event_shape=loc.shape[-1:],
+            param_batch_shape=torch.broadcast_shapes(loc.shape[:-1], covariance_matrix.shape[:-2]),
+            dtype=loc.dtype,
+            device=loc.device,
+            validate_args=validate_args,
+        )
+
+    @property
+    def mean(self) -> Tensor:
+        return self.loc.expand(self.batch_shape + self.event_shape)
+
+    @property
+    def covariance_matrix(self) -> Tensor:
+        """:math:`\\Sigma + \\sigma^2 I` at the bound σ."""
+        eye = torch.eye(self.event_shape[0], dtype=self.dtype, device=self.device)
+        cov = self.clean_covariance + (self.sigma**2)[..., None, None] * eye
+        return cov.expand(self.batch_shape + self.event_shape + self.event_shape)
+
+    @property
+    def variance(self) -> Tensor:
+        return torch.diagonal(self.covariance_matrix, dim1=-2, dim2=-1)
+
+    def _log_prob(self, x: Tensor, sigma: Tensor) -> Tensor:
+        return _gaussian_log_prob(x - self.loc, _noisy_cholesky(self.clean_covariance, sigma))
+
+    def _score(self, x: Tensor, sigma: Tensor, *, create_graph: bool) -> Tensor:
+        return _gaussian_score(x - self.loc, _noisy_cholesky(self.clean_covariance, sigma))
+
+    def _sample(self, sample_shape: torch.Size, generator: torch.Generator | None) -> Tensor:
+        shape = sample_shape + self.batch_shape + self.event_shape
+        chol = _noisy_cholesky(self.clean_covariance, self.sigma)
+        z = torch.randn(shape, dtype=self.dtype, device=self.device, generator=generator)
+        return self.loc + (chol @ z.unsqueeze(-1)).squeeze(-1)
+
+
+class NoisyGaussianMixture(NoiseConditionalDistribution):
+    """The exact noisy Gaussian mixture :math:`p(x \\mid \\sigma) = \\sum_k w_k\\,
+    \\mathcal N(x;\\, \\mu_k,\\, \\Sigma_k + \\sigma^2 I)`.
+
+    The score is the responsibility-weighted sum of the component scores,
+
+    .. math::
+
+        \\nabla_x \\log p(x \\mid \\sigma) = -\\sum_k r_k(x)\\, (\\Sigma_k + \\sigma^2 I)^{-1}
+        (x - \\mu_k), \\qquad r_k(x) \\propto w_k \\mathcal N(x; \\mu_k, \\Sigma_k + \\sigma^2 I).
+
+    Args:
+        weights: non-negative mixture weights, shape ``(..., K)`` (normalised here).
+        locs: component means, shape ``(..., K, D)``.
+        covariance_matrices: clean component covariances, shape ``(..., K, D, D)``.
+        sigma: bound noise level(s).
+        validate_args: per-instance validation.
+
+    Example:
+        >>> d = NoisyGaussianMixture(torch.tensor([0.5, 0.5]),
+        ...                          torch.tensor([[-2.0], [2.0]]),
+        ...                          0.1 * torch.eye(1).expand(2, 1, 1), sigma=0.5)
+        >>> d.score(torch.tensor([0.0]))  # symmetric: no pull at the midpoint
+        tensor([0.])
+    """
+
+    def __init__(
+        self,
+        weights: Tensor,
+        locs: Tensor,
+        covariance_matrices: Tensor,
+        sigma: float | Tensor = 0.0,
+        validate_args: bool | None = None,
+    ) -> None:
+        for name, t in (("weights", weights), ("locs", locs), ("covariance_matrices",
+                                                                 covariance_matrices)):
+            if not isinstance(t, Tensor):
+                raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if locs.dim() < 2:
+            raise ValueError(f"locs must have shape (..., K, D), got {describe_shape(locs.shape)}")
+        k, d = locs.shape[-2:]
+        if weights.dim() < 1 or weights.shape[-1] != k:
+            raise ValueError(
+                f"weights must have shape (..., K) with K = {k} (from locs), got "
+                f"{describe_shape(weights.shape)}"
+            )
+        if covariance_matrices.dim() < 3 or tuple(covariance_matrices.shape[-3:]) != (k, d, d):
+            raise ValueError(
+                f"covariance_matrices must have shape (..., {k}, {d}, {d}), got "
+                f"{describe_shape(covariance_matrices.shape)}"
+            )
+        _check_covariance("covariance_matrices", covariance_matrices)
+        check_finite("locs", locs)
+        check_finite("weights", weights)
+        if bool((weights < 0).any()) or bool((weights.sum(-1) <= 0).any()):
+            raise ValueError("weights must be non-negative with a positive sum")
+        self.weights = weights / weights.sum(-1, keepdim=True)
+        self.locs = locs
+        self.clean_covariances = covariance_matrices.to(locs.dtype)
+        batch = torch.broadcast_shapes(
+            weights.shape[:-1], locs.shape[:-2], covariance_matrices.shape[:-3]
+        )
+        super().__init__(
+            sigma,
+            event_shape=locs.shape[-1:],
+            param_batch_shape=batch,
+            dtype=locs.dtype,
+            device=locs.device,
+            validate_args=validate_args,
+        )
+
+    @property
+    def num_components(self) -> int:
+        return self.locs.shape[-2]
+
+    def component(self, k: int) -> NoisyGaussian:
+        """Component ``k`` as a :class:`NoisyGaussian` bound to the same σ."""
+        return NoisyGaussian(self.locs[..., k, :], self.clean_covariances[..., k, :, :], self.sigma)
+
+    @property
+    def mean(self) -> Tensor:
+        m = (self.weights.unsqueeze(-1) * self.locs).sum(-2)
+        return m.expand(self.batch_shape + self.event_shape)
+
+    @property
+    def covariance_matrix(self) -> Tensor:
+        """Total covariance
+        :math:`\\sum_k w_k(\\Sigma_k + \\sigma^2 I + \\mu_k\\mu_k^T) - m m^T`."""
+        eye = torch.eye(self.event_shape[0], dtype=self.dtype, device=self.device)
+        outer = self.locs.unsqueeze(-1) * self.locs.unsqueeze(-2)
+        second = (self.weights[..., None, None] * (self.clean_covariances + outer)).sum(-3)
+        m = self.mean
+        cov = second + (self.sigma**2)[..., None, None] * eye - m.unsqueeze(-1) * m.unsqueeze(-2)
+        return cov.expand(self.batch_shape + self.event_shape + self.event_shape)
+
+    @property
+    def variance(self) -> Tensor:
+        return torch.diagonal(self.covariance_matrix, dim1=-2, dim2=-1)
+
+    def _components(self, x: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        chol = _noisy_cholesky(self.clean_covariances, sigma.unsqueeze(-1))
+        diff = x.unsqueeze(-2) - self.locs
+        joint = torch.log(self.weights) + _gaussian_log_prob(diff, chol)
+        return joint, diff, chol
+
+    def _log_prob(self, x: Tensor, sigma: Tensor) -> Tensor:
+        joint, _, _ = self._components(x, sigma)
+        return torch.logsumexp(joint, dim=-1)
+
+    def _score(self, x: Tensor, sigma: Tensor, *, create_graph: bool) -> Tensor:
+        joint, diff, chol = self._components(x, sigma)
+        resp = torch.softmax(joint, dim=-1)
+        return (resp.unsqueeze(-1) * _gaussian_score(diff, chol)).sum(-2)
+
+    def _sample(self, sample_shape: torch.Size, generator: torch.Generator | None) -> Tensor:
+        shape = sample_shape + self.batch_shape
+        k, d = self.locs.shape[-2:]
+        logits = torch.log(self.weights).expand(shape + (k,))
+        idx = pick_component(logits, generator)
+        chol = _noisy_cholesky(self.clean_covariances, self.sigma.unsqueeze(-1))
+        chol = chol.expand(shape + (k, d, d))
+        loc = self.locs.expand(shape + (k, d))
+        chol_k = chol.gather(-3, idx[..., None, None, None].expand(shape + (1, d, d))).squeeze(-3)
+        loc_k = loc.gather(-2, idx[..., None, None].expand(shape + (1, d))).squeeze(-2)
+        z = torch.randn(shape + (d,), dtype=self.dtype, device=self.device, generator=generator)
+        return loc_k + (chol_k @ z.unsqueeze(-1)).squeeze(-1)
