@@ -1,0 +1,282 @@
+"""Atomic, code-free checkpoints: a JSON config plus tensors, read with ``weights_only=True``.
+
+A checkpoint is one ``torch.save`` file holding only strings, numbers, lists, dicts and tensors:
+
+* ``format`` / ``version``: identify the file as ours;
+* ``model_class`` and ``model_config`` (JSON): rebuild the model with
+  ``getattr(ncmle_prob.models, model_class)(**config)`` — only classes of
+  :mod:`ncmle_prob.models` are ever built, so loading never runs code from the file;
+* ``model``, ``ema``, ``optimizer``, ``scaler``: state dicts;
+* ``step``, ``rng`` and ``train_config`` (JSON): what :func:`~ncmle_prob.training.fit` needs to
+  resume bit-for-bit; ``history`` (JSON) and ``meta`` (JSON, e.g. the data's ``bins``).
+
+Files are written to a temporary name in the same directory, flushed to disk and renamed over
+the target with :func:`os.replace`, so a killed process leaves either the old or the new file,
+never a truncated one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "FORMAT",
+    "Checkpoint",
+    "CheckpointError",
+    "atomic_write",
+    "build_model",
+    "load_checkpoint",
+    "load_model",
+    "model_spec",
+    "save_checkpoint",
+]
+
+FORMAT = "ncmle_prob.checkpoint"
+VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, corrupt, truncated, foreign or for another model."""
+
+
+@dataclass
+class Checkpoint:
+    """The parsed content of a checkpoint file (see the module docstring)."""
+
+    path: Path
+    model_class: str | None
+    model_config: dict[str, Any] | None
+    model: dict[str, Tensor]
+    ema: dict[str, Tensor] | None = None
+    optimizer: dict[str, Any] | None = None
+    scaler: dict[str, Any] | None = None
+    step: int = 0
+    rng: dict[str, Any] = field(default_factory=dict)
+    train_config: dict[str, Any] = field(default_factory=dict)
+    history: str = '{"train": [], "evals": []}'
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def atomic_write(path: str | os.PathLike[str], write: Any) -> Path:
+    """Calls ``write(file_object)`` on a temporary file, then renames it to ``path``.
+
+    Args:
+        path: target path; its directory is created if needed.
+        write: a callable taking a binary file object.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.bin"
+        >>> _ = atomic_write(p, lambda f: f.write(b"ok"))
+        >>> p.read_bytes()
+        b'ok'
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def model_spec(model: nn.Module) -> tuple[str | None, dict[str, Any] | None]:
+    """``(class name, JSON-able config)`` of a model of :mod:`ncmle_prob.models`, else Nones."""
+    config = getattr(model, "config", None)
+    if not isinstance(config, dict):
+        return None, None
+    json.dumps(config)  # fail early (TypeError) if the config is not JSON-able
+    return type(model).__name__, dict(config)
+
+
+def build_model(model_class: str, config: dict[str, Any]) -> nn.Module:
+    """Rebuilds ``ncmle_prob.models.<model_class>(**config)``; other names are refused."""
+    from .. import models
+
+    cls = getattr(models, model_class, None)
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise CheckpointError(
+            f"checkpoint names model class {model_class!r}, which is not a model of "
+            "ncmle_prob.models; build the model yourself and pass it to load"
+        )
+    try:
+        return cls(**config)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(
+            f"cannot rebuild {model_class} from the checkpoint's config: {e}"
+        ) from e
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    model: nn.Module,
+    *,
+    optimizer: torch.optim.Optimizer | None = None,
+    ema: dict[str, Tensor] | None = None,
+    scaler: Any = None,
+    step: int = 0,
+    rng: dict[str, Any] | None = None,
+    train_config: dict[str, Any] | None = None,
+    history: str | None = None,
+    meta: dict[str, Any] | None = None,
+) -> Path:
+    """Writes a checkpoint atomically (see the module docstring for the layout).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from ncmle_prob.models import MADE
+        >>> model = MADE(features=2, hidden_features=8)
+        >>> p = save_checkpoint(pathlib.Path(tempfile.mkdtemp()) / "m.pt", model, step=3)
+        >>> load_checkpoint(p).step, type(load_model(p)).__name__
+        (3, 'MADE')
+    """
+    model_class, config = model_spec(model)
+    payload: dict[str, Any] = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model_class": model_class,
+        "model_config": json.dumps(config) if config is not None else None,
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "ema": {k: v.detach().cpu() for k, v in ema.items()} if ema is not None else None,
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "scaler": scaler.state_dict() if scaler is not None else None,
+        "step": int(step),
+        "rng": rng or {},
+        "train_config": json.dumps(train_config or {}),
+        "history": history if history is not None else '{"train": [], "evals": []}',
+        "meta": json.dumps(meta or {}),
+    }
+    return atomic_write(path, lambda f: torch.save(payload, f))
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}"
+
+
+def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> (
+    Checkpoint
+):
+    """Reads and validates a checkpoint with ``torch.load(weights_only=True)``.
+
+    Raises:
+        CheckpointError: missing file, unreadable (corrupt or truncated) file, or a file that
+            is not an ncmle_prob checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        raw = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises many types for damaged files
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint (corrupt or truncated?): {_first_line(e)}"
+        ) from e
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        kind = type(raw).__name__ if not isinstance(raw, dict) else "a dict without our 'format'"
+        raise CheckpointError(
+            f"{path} is not an ncmle_prob checkpoint (found {kind}); it was saved by another "
+            "program"
+        )
+    if raw.get("version") != VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint version {raw.get('version')!r}; this ncmle_prob reads "
+            f"version {VERSION}"
+        )
+    try:
+        config = raw["model_config"]
+        return Checkpoint(
+            path=path,
+            model_class=raw["model_class"],
+            model_config=json.loads(config) if config is not None else None,
+            model=raw["model"],
+            ema=raw.get("ema"),
+            optimizer=raw.get("optimizer"),
+            scaler=raw.get("scaler"),
+            step=int(raw["step"]),
+            rng=raw.get("rng") or {},
+            train_config=json.loads(raw.get("train_config") or "{}"),
+            history=raw.get("history") or '{"train": [], "evals": []}',
+            meta=json.loads(raw.get("meta") or "{}"),
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path} is a damaged ncmle_prob checkpoint: {_first_line(e)}") from e
+
+
+def check_compatible(ckpt: Checkpoint, model: nn.Module) -> None:
+    """Raises :class:`CheckpointError` unless ``ckpt`` was saved for a model like ``model``."""
+    model_class, config = model_spec(model)
+    if ckpt.model_class is not None and model_class is not None:
+        if ckpt.model_class != model_class:
+            raise CheckpointError(
+                f"{ckpt.path} holds a {ckpt.model_class}, not a {model_class}"
+            )
+        if ckpt.model_config != config:
+            diff = sorted(
+                k for k in set(config) | set(ckpt.model_config or {})
+                if (ckpt.model_config or {}).get(k) != config.get(k)
+            )
+            shown = ", ".join(
+                f"{k}={(ckpt.model_config or {}).get(k)!r} (model: {config.get(k)!r})" for k in diff
+            )
+            raise CheckpointError(f"{ckpt.path} was saved for another {model_class}: {shown}")
+    own = model.state_dict()
+    theirs = ckpt.model
+    if set(own) != set(theirs):
+        raise CheckpointError(
+            f"{ckpt.path} does not fit this model: differing weights "
+            f"{sorted(set(own) ^ set(theirs))[:5]}"
+        )
+    bad = [k for k in own if tuple(own[k].shape) != tuple(theirs[k].shape)]
+    if bad:
+        k = bad[0]
+        raise CheckpointError(
+            f"{ckpt.path} does not fit this model: {k} has shape {tuple(theirs[k].shape)} in the "
+            f"checkpoint, {tuple(own[k].shape)} in the model"
+        )
+
+
+def load_model(
+    path: str | os.PathLike[str],
+    model: nn.Module | None = None,
+    *,
+    ema: bool = True,
+    device: str | torch.device = "cpu",
+) -> nn.Module:
+    """Loads a trained model from a checkpoint.
+
+    Args:
+        path: checkpoint file.
+        model: a model to fill in; if ``None`` it is rebuilt from the checkpoint's config.
+        ema: use the averaged weights when the checkpoint has them.
+        device: where to put the model.
+
+    Returns:
+        The model in eval mode.
+    """
+    ckpt = load_checkpoint(path)
+    if model is None:
+        if ckpt.model_class is None or ckpt.model_config is None:
+            raise CheckpointError(
+                f"{path} has no model config; build the model yourself and pass it as model="
+            )
+        model = build_model(ckpt.model_class, ckpt.model_config)
+    check_compatible(ckpt, model)
+    state = ckpt.ema if (ema and ckpt.ema is not None) else ckpt.model
+    model.load_state_dict(state)
+    return model.to(device).eval()
