@@ -1,0 +1,65 @@
+"""The ``ncmle`` command: ``train``, ``evaluate``, ``sample`` and ``demo``.
+
+User mistakes (bad arguments, unknown data set or option, missing or damaged checkpoint,
+missing data files) print one line ``ncmle: error: ...`` and exit with status 2; set
+``NCMLE_DEBUG=1`` to see the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from .common import CLIError, Parser
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``ncmle`` argument parser."""
+    from .. import __version__
+    from . import demo, evaluate, sample, train
+
+    parser = Parser(
+        prog="ncmle",
+        description="Noise-conditional autoregressive models: train, evaluate, sample, demo.",
+    )
+    parser.add_argument("--version", action="version", version=f"ncmle_prob {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for module in (train, evaluate, sample, demo):
+        module.add_parser(sub)
+    return parser
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from ..data import DatasetNotFoundError
+    from ..training import CheckpointError, NonFiniteLossError
+
+    return (CLIError, CheckpointError, DatasetNotFoundError, NonFiniteLossError, ValueError,
+            TypeError, FileNotFoundError, ImportError, PermissionError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ncmle`` console script; returns the exit status."""
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        return int(args.run(args))
+    except KeyboardInterrupt:
+        print("ncmle: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if os.environ.get("NCMLE_DEBUG") or not isinstance(e, _user_errors()):
+            raise
+        message = " ".join(str(e).split()) or type(e).__name__
+        print(f"ncmle: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
