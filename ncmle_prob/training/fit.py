@@ -54,6 +54,13 @@ def _check_data(name: str, data: object, event_shape: torch.Size) -> Tensor:
     return data
 
 
+def _seed_global_rng(seed: int, device: torch.device) -> None:
+    """Seeds torch's default generators (CPU, and ``device`` if CUDA) for dropout."""
+    torch.default_generator.manual_seed(seed)
+    if device.type == "cuda":
+        torch.cuda.default_generators[device.index or 0].manual_seed(seed)
+
+
 def _positive_int(name: str, value: object, allow_none: bool = True) -> int | None:
     if value is None and allow_none:
         return None
@@ -307,7 +314,7 @@ def _train(*, model: nn.Module, ctx: DistContext, **kw: Any) -> History:
                 prior, B, x0.shape[1:], seed=seed, step=step, rank=ctx.rank,
                 world_size=ctx.world_size, dtype=x0.dtype, device=dev,
             )
-            torch.manual_seed(keyed_seed(seed, f"rng:{ctx.rank}", step))
+            _seed_global_rng(keyed_seed(seed, f"rng:{ctx.rank}", step), dev)
             with torch.autocast(dev.type, dtype=_AMP.get(amp), enabled=amp is not None):
                 loss, bpd = loss_fn(x0, sigma, noise)
             stats = ctx.all_mean(torch.stack([loss.detach().float(), bpd.float()]))
