@@ -16,6 +16,7 @@ likelihood is the special case :math:`\\pi = \\delta_0` (:meth:`NoiseLevelPrior.
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -67,6 +68,14 @@ class NoiseLevelPrior:
     ladder: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
+        for name in ("p_zero", "sigma_min", "sigma_max"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+        if not isinstance(self.ladder, (tuple, list)) or any(
+            isinstance(s, bool) or not isinstance(s, (int, float)) for s in self.ladder
+        ):
+            raise TypeError(f"ladder must be a tuple of numbers, got {self.ladder!r}")
         if not (isinstance(self.p_zero, (int, float)) and 0.0 <= self.p_zero <= 1.0):
             raise ValueError(f"p_zero must be in [0, 1], got {self.p_zero!r}")
         if self.kind not in ("log_uniform", "uniform", "ladder"):
@@ -114,8 +123,16 @@ class NoiseLevelPrior:
         generator: torch.Generator | None = None,
     ) -> Tensor:
         """Draws ``num`` noise levels, shape ``(num,)``."""
+        try:
+            ok = operator.index(num) >= 0  # ints, numpy and 0-d integer tensors
+        except TypeError:
+            ok = False
+        if not ok:
+            raise ValueError(f"num must be an integer >= 0, got {num!r}")
         u = torch.rand(num, dtype=dtype, device=device, generator=generator)
         v = torch.rand(num, dtype=dtype, device=device, generator=generator)
+        if self.p_zero >= 1.0:  # the continuous part is unused (and unchecked): all clean
+            return torch.zeros_like(u)
         if self.kind == "ladder" and self.ladder:
             levels = torch.tensor(self.ladder, dtype=dtype, device=device)
             cont = levels[(v * len(self.ladder)).long().clamp(max=len(self.ladder) - 1)]

@@ -243,7 +243,9 @@ class NoiseConditionalDistribution(TorchDistribution):
             s = self.sigma
         else:
             s = as_sigma(sigma, dtype=self.dtype, device=self.device)
-            if k and s.dim() == x.dim() and tuple(s.shape) == tuple(x_batch) + (1,) * k:
+            if k and s.dim() == x.dim() and (
+                tuple(s.shape) == tuple(x_batch) + (1,) * k or s.shape == x.shape
+            ):
                 raise ValueError(
                     f"sigma has shape {describe_shape(s.shape)}, shaped like x "
                     f"{describe_shape(x.shape)} including its event dims; sigma broadcasts "

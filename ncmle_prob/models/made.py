@@ -12,6 +12,7 @@ from nflows.transforms.made import MaskedLinear
 from torch import Tensor, nn
 
 from ..distributions import NoiseConditionalAutoregressive, get_family
+from ..distributions.families.base import check_int
 from .embedding import NoiseEmbedding
 
 __all__ = ["MADE"]
@@ -102,15 +103,15 @@ class MADE(nn.Module):
         residual: bool = True,
     ) -> None:
         super().__init__()
-        if int(features) != features or features < 1:
-            raise ValueError(f"features must be a positive integer, got {features!r}")
-        if int(hidden_features) != hidden_features or hidden_features < 1:
-            raise ValueError(f"hidden_features must be a positive integer, got {hidden_features!r}")
+        features = check_int("features", features, 1)
+        hidden_features = check_int("hidden_features", hidden_features, 1)
+        num_blocks = check_int("num_blocks", num_blocks, 0)
+        noise_features = check_int("noise_features", noise_features, 1)
         if activation not in _ACTIVATIONS:
             raise ValueError(
                 f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}"
             )
-        if not 0.0 <= dropout < 1.0:
+        if not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         self.family = get_family(family, components=components, bins=bins)
         self.event_shape = torch.Size([int(features)])

@@ -14,7 +14,13 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-__all__ = ["ConditionalFamily", "family_names", "get_family", "register_family"]
+__all__ = [
+    "ConditionalFamily",
+    "check_int",
+    "family_names",
+    "get_family",
+    "register_family",
+]
 
 #: Log-scale clamp of every family (PixelCNN++'s lower bound; the upper keeps exp finite).
 LOG_SCALE_MIN = -7.0
@@ -58,6 +64,20 @@ class ConditionalFamily(abc.ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "family")
         return f"{type(self).__name__}({args})"
+
+
+def check_int(name: str, value: object, minimum: int) -> int:
+    """Returns ``value`` as an ``int``; :class:`ValueError` naming ``name`` unless it is an
+    integral number ``>= minimum``."""
+    ok = (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and float(value).is_integer()
+        and value >= minimum
+    )
+    if not ok:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)  # type: ignore[arg-type]
 
 
 def register_family(cls: type[ConditionalFamily]) -> type[ConditionalFamily]:

@@ -12,6 +12,7 @@ from .base import (
     LOG_SCALE_MAX,
     LOG_SCALE_MIN,
     ConditionalFamily,
+    check_int,
     pick_component,
     register_family,
 )
@@ -66,9 +67,7 @@ class GaussianMixture(ConditionalFamily):
     name: ClassVar[str] = "gaussian_mixture"
 
     def __init__(self, components: int = 5) -> None:
-        if int(components) != components or components < 1:
-            raise ValueError(f"components must be an integer >= 1, got {components!r}")
-        self.components = int(components)
+        self.components = check_int("components", components, 1)
 
     @property
     def num_params(self) -> int:

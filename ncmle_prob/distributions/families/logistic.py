@@ -12,6 +12,7 @@ from .base import (
     LOG_SCALE_MAX,
     LOG_SCALE_MIN,
     ConditionalFamily,
+    check_int,
     pick_component,
     register_family,
     uniform,
@@ -37,9 +38,7 @@ class LogisticMixture(ConditionalFamily):
     name: ClassVar[str] = "logistic_mixture"
 
     def __init__(self, components: int = 5) -> None:
-        if int(components) != components or components < 1:
-            raise ValueError(f"components must be an integer >= 1, got {components!r}")
-        self.components = int(components)
+        self.components = check_int("components", components, 1)
 
     @property
     def num_params(self) -> int:
@@ -97,9 +96,7 @@ class DiscretizedLogisticMixture(LogisticMixture):
 
     def __init__(self, components: int = 5, bins: int = 256) -> None:
         super().__init__(components)
-        if int(bins) != bins or bins < 2:
-            raise ValueError(f"bins must be an integer >= 2, got {bins!r}")
-        self.bins = int(bins)
+        self.bins = check_int("bins", bins, 2)
 
     @property
     def bin_width(self) -> float:
