@@ -1,0 +1,210 @@
+"""PixelCNN++: autoregressive property, normalisation, score, cached vs naive sampling."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+
+import pytest
+import torch
+
+from ncmle_prob.models.pixelcnnpp import PixelCNNPP
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # These tensors are tiny: intra-op threading only adds synchronisation overhead (40x on a
+    # loaded 2-core machine), so run this module single-threaded and restore afterwards.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _model(shape, device, **kw) -> PixelCNNPP:
+    opts = {"filters": 8, "resnets": 1, "components": 2, "bins": 5} | kw
+    return PixelCNNPP(shape, **opts).to(device=device, dtype=torch.float64).eval()
+
+
+@pytest.mark.parametrize("shape", [(1, 4, 4), (3, 4, 4), (1, 8, 8), (3, 8, 8)])
+def test_autoregressive_property_by_gradients(shape, device) -> None:
+    # The parameters of dimension i (raster order over pixels, channels within a pixel) must
+    # have exactly zero gradient w.r.t. every dimension j >= i. Also checks that each output
+    # does depend on *some* earlier dimension (a network that ignored its input would pass the
+    # first half trivially). 8x8 exercises the down/up-sampling path (levels = 1).
+    model = _model(shape, device)
+    assert model.levels == (1 if shape[1] == 8 else 0)
+    c, h, w = shape
+    x = torch.randn(2, *shape, dtype=torch.float64, device=device).requires_grad_(True)
+    sigma = torch.tensor([0.0, 0.5], dtype=torch.float64, device=device)
+    params = model.conditional_params(x, sigma)
+    assert params.shape == (2, c, h, w, model.family.num_params)
+    order = model.order().tolist()
+    rank = {flat: k for k, flat in enumerate(order)}
+    for flat in order:
+        ci, ri, wi = flat // (h * w), (flat // w) % h, flat % w
+        (grad,) = torch.autograd.grad(params[:, ci, ri, wi].sum(), x, retain_graph=True)
+        g = grad.abs().sum(0).reshape(-1)
+        later = [j for j in range(c * h * w) if rank[j] >= rank[flat]]
+        assert float(g[later].max()) == 0.0, f"dimension {flat} sees a later dimension"
+        if rank[flat] > 0:
+            earlier = [j for j in range(c * h * w) if rank[j] < rank[flat]]
+            assert float(g[earlier].max()) > 0.0
+
+
+def test_rgb_coupling_uses_earlier_channels_of_the_pixel(device) -> None:
+    # Channel 2 of pixel (0, 0) is the 3rd dimension: it must depend on channels 0 and 1 of
+    # that same pixel (the coupling), and channel 0 of pixel (0, 0) on nothing.
+    model = _model((3, 4, 4), device)
+    x = torch.randn(1, 3, 4, 4, dtype=torch.float64, device=device).requires_grad_(True)
+    params = model.conditional_params(x, torch.zeros(1, dtype=torch.float64, device=device))
+    (g,) = torch.autograd.grad(params[0, 2, 0, 0].sum(), x)
+    assert g[0, 0, 0, 0] != 0 and g[0, 1, 0, 0] != 0
+    assert float(g.abs().sum() - g[0, :2, 0, 0].abs().sum()) == 0.0
+
+
+def test_discretized_mass_sums_to_one_over_the_grid(device) -> None:
+    # 1x2x2 image with 3 bins: 3**4 = 81 grid points; the masses must sum to 1. Tolerance
+    # 1e-10 in float64: a sum of 81 terms each accurate to ~1e-15.
+    model = _model((1, 2, 2), device, bins=3)
+    levels = torch.linspace(-1, 1, 3, dtype=torch.float64, device=device)
+    grid = torch.tensor(list(itertools.product(levels.tolist(), repeat=4)), device=device)
+    x = grid.reshape(-1, 1, 2, 2).to(torch.float64)
+    with torch.no_grad():
+        total = model(0.0).log_prob(x).exp().sum()
+    assert abs(float(total) - 1.0) < 1e-10
+
+
+def test_density_integrates_to_one_at_positive_sigma(device) -> None:
+    # 1x1x2 image at sigma = 0.3: trapezoid rule on [-10, 10]^2 with 301^2 nodes. An untrained
+    # head has logistic scales ~1, so the tails beyond 10 carry ~1e-4 of the mass and the
+    # rule's error (h = 0.067) is ~1e-4; |integral - 1| < 2e-3 still catches any missing
+    # Jacobian or unnormalised conditional (those are off by O(1)).
+    model = _model((1, 1, 2), device, bins=None, family="logistic_mixture")
+    t = torch.linspace(-10, 10, 301, dtype=torch.float64, device=device)
+    xx, yy = torch.meshgrid(t, t, indexing="ij")
+    x = torch.stack([xx, yy], -1).reshape(-1, 1, 1, 2)
+    with torch.no_grad():
+        p = model(0.3).log_prob(x).exp().reshape(301, 301)
+    integral = torch.trapezoid(torch.trapezoid(p, t, dim=1), t)
+    assert abs(float(integral) - 1.0) < 2e-3
+
+
+@pytest.mark.parametrize("shape", [(1, 4, 4), (3, 4, 4)])
+def test_score_matches_finite_differences(shape, device) -> None:
+    # Central differences with step 1e-5 in float64: truncation error ~1e-10 * |f'''|,
+    # rounding ~1e-16/1e-5 = 1e-11; a relative tolerance of 1e-6 is far above both and far
+    # below any real error (a missing cross term changes the score at O(1)).
+    model = _model(shape, device)
+    dist = model(0.4)
+    x = 0.5 * torch.randn(2, *shape, dtype=torch.float64, device=device)
+    score = dist.score(x)
+    eps = 1e-5
+    flat = x.reshape(2, -1)
+    for j in range(0, flat.shape[1], 5):
+        e = torch.zeros_like(flat)
+        e[:, j] = eps
+        up = dist.log_prob((flat + e).reshape(x.shape))
+        down = dist.log_prob((flat - e).reshape(x.shape))
+        fd = (up - down) / (2 * eps)
+        torch.testing.assert_close(score.reshape(2, -1)[:, j], fd, rtol=1e-6, atol=1e-8)
+    torch.testing.assert_close(dist.denoise(x), x + 0.16 * score)
+
+
+@pytest.mark.parametrize("shape", [(1, 4, 4), (3, 4, 4), (1, 8, 8)])
+def test_cached_sampling_equals_naive(shape, device) -> None:
+    # At sigma = 0 the draws are grid values: the cached sampler must return bit-identical
+    # samples. At sigma > 0 the draws are continuous and the two samplers run the same
+    # convolutions on differently sized tensors, which may change the last bit of a float64
+    # sum; 1e-12 is ~1e4 ulps and far below any real difference (a wrong cache changes a
+    # conditional at O(1)).
+    model = _model(shape, device)
+    for s, exact in ((0.0, True), (0.3, False)):
+        sigma = torch.full((4,), s, dtype=torch.float64, device=device)
+        fast = model.ancestral_sample(model.family, sigma, torch.Generator(device).manual_seed(3))
+        slow = model.naive_ancestral_sample(
+            model.family, sigma, torch.Generator(device).manual_seed(3)
+        )
+        if exact:
+            assert torch.equal(fast, slow)
+        else:
+            torch.testing.assert_close(fast, slow, rtol=0, atol=1e-12)
+    # The distribution's sample() uses the cached sampler.
+    x = model(0.0).sample((4,), generator=torch.Generator(device).manual_seed(3))
+    ref = model.ancestral_sample(
+        model.family, torch.zeros(4, dtype=torch.float64, device=device),
+        torch.Generator(device).manual_seed(3),
+    )
+    assert torch.equal(x, ref)
+
+
+def test_samples_follow_the_model(device) -> None:
+    # Goodness of fit on a 1x1x2 image with 3 bins: 9 outcomes, exact masses from log_prob;
+    # 4000 cached draws, chi-square with 8 dof: P(chi2 > 26.1) = 0.001.
+    model = _model((1, 1, 2), device, bins=3)
+    levels = torch.linspace(-1, 1, 3, dtype=torch.float64, device=device)
+    grid = torch.cartesian_prod(levels, levels).reshape(9, 1, 1, 2)
+    probs = model(0.0).log_prob(grid).exp()
+    x = model(0.0).sample((4000,), generator=torch.Generator(device).manual_seed(0))
+    idx = ((x.reshape(-1, 2) + 1) / 1.0).round().long()
+    counts = torch.bincount(idx[:, 0] * 3 + idx[:, 1], minlength=9).to(probs)
+    chi2 = float(((counts - 4000 * probs) ** 2 / (4000 * probs)).sum())
+    assert chi2 < 26.1
+
+
+def test_cifar10_config_is_constructible() -> None:
+    model = PixelCNNPP((3, 32, 32), filters=160, resnets=5, components=10, bins=256, dropout=0.5)
+    assert model.levels == 2
+    n = sum(p.numel() for p in model.parameters())
+    assert 40e6 < n < 70e6  # the published model has ~53M parameters
+    assert model.num_outputs == 3 * 30 + 30  # 10 mixtures x (logit, mu, s) x 3 + 3 x 10 coefs
+
+
+def test_config_roundtrip_and_state_dict(tmp_path, device) -> None:
+    model = _model((1, 8, 8), device)
+    config = json.loads(json.dumps(model.config))
+    clone = PixelCNNPP(**config).to(device=device, dtype=torch.float64).eval()
+    path = tmp_path / "m.pt"
+    torch.save(model.state_dict(), path)
+    clone.load_state_dict(torch.load(path, weights_only=True))
+    x = torch.randn(2, 1, 8, 8, dtype=torch.float64, device=device)
+    torch.testing.assert_close(clone(0.2).log_prob(x), model(0.2).log_prob(x))
+
+
+def test_noise_conditioning_changes_the_output(device) -> None:
+    model = _model((1, 4, 4), device)
+    x = torch.randn(1, 1, 4, 4, dtype=torch.float64, device=device)
+    assert not torch.allclose(model(0.1).log_prob(x), model(0.9).log_prob(x))
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="shape"):
+        PixelCNNPP((4, 4))
+    with pytest.raises(ValueError, match="filters"):
+        PixelCNNPP((1, 4, 4), filters=0)
+    with pytest.raises(ValueError, match="dropout"):
+        PixelCNNPP((1, 4, 4), dropout=1.0)
+    model = PixelCNNPP((1, 4, 4), filters=4, resnets=1, bins=5)
+    with pytest.raises(ValueError):
+        model(0.0).log_prob(torch.zeros(2, 1, 4, 5))
+    with pytest.raises(ValueError):
+        model(-1.0)
+
+
+def test_training_step_reduces_loss(device) -> None:
+    # A few Adam steps on a fixed batch must lower the NCMLE loss (catches a detached graph).
+    from ncmle_prob.objectives import NoiseLevelPrior, ncmle_loss
+
+    model = PixelCNNPP((1, 4, 4), filters=8, resnets=1, components=2, bins=5, dropout=0.1)
+    model = model.to(device)
+    x0 = (torch.randint(0, 5, (32, 1, 4, 4), device=device) / 2.0 - 1.0)
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    prior = NoiseLevelPrior.mle()
+    first = float(ncmle_loss(model, x0, prior))
+    for _ in range(30):
+        opt.zero_grad()
+        ncmle_loss(model, x0, prior).backward()
+        opt.step()
+    assert float(ncmle_loss(model, x0, prior)) < first - 1.0
+    assert math.isfinite(first)
