@@ -131,3 +131,22 @@ def test_kernel_bad_arguments() -> None:
         MALA(lambda: None, step_size=-1.0)
     with pytest.raises(ValueError, match="sigma_min"):
         AnnealedLangevin(lambda: None, sigma_max=0.1, sigma_min=1.0)
+
+
+def test_registry_samplers(device: torch.device) -> None:
+    from ncmle_prob import infer, samplers  # noqa: F401  (importing infer registers them)
+
+    assert {"pyro_mala", "pyro_langevin"} <= set(samplers.available())
+    d = NoisyGaussian(torch.tensor([1.0, -1.0], device=device),
+                      torch.tensor([[1.0, 0.5], [0.5, 1.0]], device=device), sigma=0.5)
+    g = torch.Generator(device=device).manual_seed(0)
+    x = samplers.sample(d, 800, method="pyro_mala", generator=g, warmup_steps=200)
+    assert x.shape == (800, 2) and x.dtype == d.dtype
+    ess = effective_sample_size(x[None].double(), chain_dim=0, sample_dim=1).min().item()
+    sd = math.sqrt(1.25)
+    # mean within 4.5 ESS-based standard errors of the exact mean
+    assert torch.all((x.mean(0) - d.mean).abs() <= 4.5 * sd / math.sqrt(ess)), (x.mean(0), ess)
+    y = samplers.sample(d, 300, method="pyro_langevin", generator=g, warmup_steps=200,
+                        sigma_max=3.0, num_levels=4)
+    assert y.shape == (300, 2) and bool(torch.isfinite(y).all())
+    assert samplers.options("pyro_mala")["thin"][1] == 1

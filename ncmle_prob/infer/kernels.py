@@ -42,10 +42,10 @@ class LangevinKernel(MCMCKernel):
     """Preconditioned (Metropolis-adjusted) Langevin kernel over a Pyro model's potential.
 
     Warm-up (the ``warmup_steps`` of :class:`pyro.infer.MCMC`) is always Metropolis-adjusted
-    and, after an optional annealing phase (see :class:`AnnealedLangevin`), runs dual-averaging adaptation of the step towards
-    ``target_accept``; from 15 % to 75 % of it the diagonal of the posterior covariance is
-    estimated (Welford) and becomes the preconditioner :math:`M`; the step is then re-adapted
-    and frozen at the end of warm-up.
+    and, after an optional annealing phase (see :class:`AnnealedLangevin`), runs
+    dual-averaging adaptation of the step towards ``target_accept``; from 15 % to 75 % of it
+    the diagonal of the posterior covariance is estimated (Welford) and becomes the
+    preconditioner :math:`M`; the step is then re-adapted and frozen at the end of warm-up.
 
     Args:
         model: a Pyro model (or ``None`` with ``potential_fn``).
@@ -210,7 +210,8 @@ class LangevinKernel(MCMCKernel):
     def _schedule(self) -> None:
         adapt = self._warmup_steps - self._anneal_steps
         self._adapt_start = self._anneal_steps
-        self._window = (self._adapt_start + int(0.15 * adapt), self._adapt_start + int(0.75 * adapt))
+        start = self._adapt_start
+        self._window = (start + int(0.15 * adapt), start + int(0.75 * adapt))
 
     def _annealed_model(self, *args: Any, **kwargs: Any) -> Any:
         assert self.model is not None
