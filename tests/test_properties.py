@@ -11,10 +11,13 @@ import math
 
 import pytest
 import torch
+from conftest import test_device
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from numerics import Quadrature, auto_gof, binned_gof, grid_gof, grid_points, quadrature
 from registry import EXAMPLES, Example, made_model
 
-from ncmle_prob.distributions import NoiseConditionalDistribution
+from ncmle_prob.distributions import NoiseConditionalDistribution, NoisyGaussian
 
 #: Goodness-of-fit threshold. Seeds are fixed, so on one device each p-value is a fixed number;
 #: with ~50 checks, 1e-4 keeps the chance that a new RNG stream (another device) fails a correct
@@ -112,6 +115,54 @@ def test_per_example_sigma_matches_one_at_a_time(ex: Example, device) -> None:
         torch.testing.assert_close(lp[i], d.log_prob(x[i], sigma[i]), rtol=1e-10, atol=1e-10)
 
 
+_dims = st.lists(st.integers(1, 3), min_size=0, max_size=2).map(tuple)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, database=None)
+@given(param_batch=_dims, sigma_batch=_dims, sample_shape=_dims, event=st.integers(1, 3),
+       explicit=_dims)
+def test_shapes_hypothesis(param_batch: tuple[int, ...], sigma_batch: tuple[int, ...],
+                           sample_shape: tuple[int, ...], event: int,
+                           explicit: tuple[int, ...]) -> None:
+    """Any parameter batch × bound-σ batch × sample shape × event size × explicit-σ shape:
+    shapes follow torch's broadcasting law, and values equal MultivariateNormal's."""
+    from torch.distributions import MultivariateNormal
+
+    device = test_device()
+    try:
+        batch = torch.broadcast_shapes(param_batch, sigma_batch)
+    except RuntimeError:
+        assume(False)
+    loc = torch.randn(param_batch + (event,), dtype=torch.float64, device=device)
+    cov = torch.eye(event, dtype=torch.float64, device=device) * 0.5
+    sigma = 0.1 + torch.rand(sigma_batch, dtype=torch.float64, device=device)
+    d = NoisyGaussian(loc, cov, sigma=sigma)
+    assert d.batch_shape == batch and d.event_shape == (event,)
+    x = d.sample(sample_shape)
+    assert x.shape == sample_shape + batch + (event,)
+    lp = d.log_prob(x)
+    assert lp.shape == sample_shape + batch
+    noisy = cov + (d.sigma**2)[..., None, None] * torch.eye(event, dtype=torch.float64,
+                                                             device=device)
+    torch.testing.assert_close(lp, MultivariateNormal(d.mean, noisy).log_prob(x))
+    assert d.score(x).shape == x.shape and d.denoise(x).shape == x.shape
+    # an explicit σ replaces the bound one and broadcasts against x's batch dims
+    s2 = 0.2 + torch.rand(explicit, dtype=torch.float64, device=device)
+    try:
+        expected = torch.broadcast_shapes(sample_shape + batch, explicit, param_batch)
+    except RuntimeError:
+        with pytest.raises(ValueError, match="sigma"):
+            d.log_prob(x, s2)
+        return
+    if len(explicit) == x.dim() and explicit[-1] in (1, event) and (
+            explicit == x.shape or explicit == x.shape[:-1] + (1,)):
+        with pytest.raises(ValueError, match="shaped like x"):
+            d.log_prob(x, s2)
+        return
+    assert d.log_prob(x, s2).shape == expected
+    assert d.score(x, s2).shape == expected + (event,)
+
+
 # ---------------------------------------------------------------------------- expand / at
 @pytest.mark.parametrize("ex", applying("expand"), ids=_ids(applying("expand")))
 def test_expand(ex: Example, device) -> None:
@@ -165,11 +216,14 @@ def test_score_matches_autograd(ex: Example, device) -> None:
     g2 = d.score(xr, sigma, create_graph=True)
     (hess_sum,) = torch.autograd.grad(g2.sum(), xr)
     h = 1e-5
-    j = (Ellipsis, 0)
-    step = torch.zeros_like(x)
-    step[j] = h
-    fd = (d.score(x + step, sigma).sum(-1) - d.score(x - step, sigma).sum(-1)) / (2 * h)
-    torch.testing.assert_close(hess_sum[j], fd, rtol=1e-4, atol=1e-5)
+    batch_dims = x.dim() - len(d.event_shape)
+    step = torch.zeros_like(x).flatten(batch_dims)
+    step[..., 0] = h  # the first coordinate of every event
+    step = step.reshape(x.shape)
+    event_sum = tuple(range(batch_dims, x.dim()))
+    fd = (d.score(x + step, sigma).sum(event_sum) - d.score(x - step, sigma).sum(event_sum))
+    torch.testing.assert_close(hess_sum.flatten(batch_dims)[..., 0], fd / (2 * h), rtol=1e-4,
+                               atol=1e-5)
 
 
 @pytest.mark.parametrize("ex", applying("finite_differences"),
@@ -341,9 +395,9 @@ def test_validation_errors(ex: Example, device) -> None:
         d.log_prob(x.tolist())
     with pytest.raises(ValueError, match="x is on device meta"):
         d.log_prob(x.to("meta"))
-    like_x = torch.full(x.shape, 0.3, device=device)
+    x_batch = x.shape[: x.dim() - len(d.event_shape)]
     with pytest.raises(ValueError, match="shaped like x"):
-        d.log_prob(x, like_x[..., :1] if ex.dim > 1 else like_x)
+        d.log_prob(x, torch.full(x_batch + (1,) * len(d.event_shape), 0.3, device=device))
     if ex.discrete_at_zero:
         with pytest.raises(ValueError, match="score is undefined at sigma = 0"):
             d.score(torch.zeros_like(x), 0.0)  # on the grid, so only the score is wrong

@@ -140,7 +140,9 @@ class NoiseConditionalDistribution(TorchDistribution):
                 dims of ``value``.
 
         Returns:
-            Tensor of shape ``broadcast(value.shape[:-event_dim], sigma.shape, batch_shape)``.
+            Tensor of shape ``broadcast(value.shape[:-event_dim], sigma.shape, batch_shape)``,
+            where an explicit ``sigma`` replaces the bound one, so ``batch_shape`` here is that
+            of the other parameters (``self.at(0.0).batch_shape``).
         """
         x, s = self._prepare(value, sigma)
         return self._log_prob(x, s)
