@@ -29,7 +29,9 @@ __all__ = ["PixelCNNPP"]
 def _levels(height: int, width: int, max_downsample: int) -> int:
     """Number of 2× down-samplings: while both sides are even and at least 8."""
     levels = 0
-    while levels < max_downsample and height % 2 == 0 and width % 2 == 0 and min(height, width) >= 8:
+    while (
+        levels < max_downsample and height % 2 == 0 and width % 2 == 0 and min(height, width) >= 8
+    ):
         height, width, levels = height // 2, width // 2, levels + 1
     return levels
 

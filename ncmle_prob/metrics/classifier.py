@@ -1,0 +1,111 @@
+"""Small image classifiers whose penultimate features define FCD and KID.
+
+Following TF-GAN's MNIST practice, sample quality on small grey-scale data sets is measured in
+the feature space of a classifier trained on the same data set rather than Inception-v3's.
+The weights ship in the package (``ncmle_prob/metrics/weights/<dataset>.pt``) and are
+reproduced by ``scripts/train_classifiers.py``.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["SHIPPED", "FeatureClassifier", "load_classifier"]
+
+#: Data sets with shipped classifier weights.
+SHIPPED = ("digits", "mnist")
+
+
+class FeatureClassifier(nn.Module):
+    """A small CNN for ``(N, 1, H, W)`` images in [-1, 1] with a ``features`` head.
+
+    Three 3×3 convolutions (one 2× max-pool), a 2×2 adaptive average pool and a hidden layer
+    of ``feature_dim`` units, whose ReLU activations are the metric's feature space.
+
+    Args:
+        image_size: ``(H, W)``.
+        num_classes: output classes.
+        width: channels of the convolutions.
+        feature_dim: size of the feature space.
+
+    Example:
+        >>> net = FeatureClassifier((8, 8))
+        >>> net.features(torch.zeros(2, 1, 8, 8)).shape, net(torch.zeros(2, 1, 8, 8)).shape
+        (torch.Size([2, 128]), torch.Size([2, 10]))
+    """
+
+    def __init__(
+        self,
+        image_size: tuple[int, int] | list[int],
+        num_classes: int = 10,
+        width: int = 32,
+        feature_dim: int = 128,
+    ) -> None:
+        super().__init__()
+        self.image_size = (int(image_size[0]), int(image_size[1]))
+        self.conv1 = nn.Conv2d(1, width, 3, padding=1)
+        self.conv2 = nn.Conv2d(width, 2 * width, 3, padding=1)
+        self.conv3 = nn.Conv2d(2 * width, 2 * width, 3, padding=1)
+        self.hidden = nn.Linear(8 * width, feature_dim)
+        self.out = nn.Linear(feature_dim, num_classes)
+        self.config: dict[str, Any] = {
+            "image_size": list(self.image_size),
+            "num_classes": int(num_classes),
+            "width": int(width),
+            "feature_dim": int(feature_dim),
+        }
+
+    def _check(self, x: Tensor) -> None:
+        if x.dim() != 4 or x.shape[1] != 1 or tuple(x.shape[2:]) != self.image_size:
+            raise ValueError(
+                f"x must have shape (N, 1, {self.image_size[0]}, {self.image_size[1]}), "
+                f"got {tuple(x.shape)}"
+            )
+
+    def features(self, x: Tensor) -> Tensor:
+        """Penultimate activations ``(N, feature_dim)`` (the FCD/KID feature space)."""
+        self._check(x)
+        x = x.to(self.out.weight.dtype)
+        h = F.relu(self.conv1(x))
+        h = F.max_pool2d(F.relu(self.conv2(h)), 2)
+        h = F.relu(self.conv3(h))
+        h = F.adaptive_avg_pool2d(h, 2).flatten(1)
+        return F.relu(self.hidden(h))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Class logits ``(N, num_classes)``."""
+        return self.out(self.features(x))
+
+
+def load_classifier(dataset: str = "digits", device: torch.device | str = "cpu") -> (
+    FeatureClassifier
+):
+    """The shipped classifier of ``dataset`` (in eval mode, without gradients).
+
+    Loaded with ``torch.load(..., weights_only=True)``: the file holds a JSON-able config and
+    a state dict, never code.
+
+    Args:
+        dataset: one of :data:`SHIPPED`.
+        device: where to put the network.
+
+    Example:
+        >>> net = load_classifier("digits")
+        >>> net(torch.zeros(1, 1, 8, 8)).shape
+        torch.Size([1, 10])
+    """
+    if dataset not in SHIPPED:
+        raise ValueError(f"dataset must be one of {SHIPPED}, got {dataset!r}")
+    ref = resources.files("ncmle_prob.metrics").joinpath("weights", f"{dataset}.pt")
+    with resources.as_file(ref) as path:
+        blob = torch.load(path, map_location=device, weights_only=True)
+    if not isinstance(blob, dict) or set(blob) != {"config", "state_dict"}:
+        raise ValueError(f"{path} is not a classifier checkpoint (keys config, state_dict)")
+    net = FeatureClassifier(**blob["config"])
+    net.load_state_dict(blob["state_dict"])
+    return net.to(device).eval().requires_grad_(False)
