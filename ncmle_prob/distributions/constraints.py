@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torch.distributions import constraints
+from torch.distributions import constraints, transforms
+from torch.distributions.constraint_registry import biject_to, transform_to
 
 __all__ = ["Grid", "grid"]
 
@@ -47,3 +48,23 @@ class Grid(constraints.Constraint):
 
 
 grid = Grid
+
+
+def _no_transform_to_grid(constraint: Grid) -> transforms.Transform:
+    """``biject_to``/``transform_to`` of a :class:`Grid`: a clear error instead of torch's
+    generic "Cannot transform Grid constraints".
+
+    HMC/NUTS and Pyro's autoguides map each latent site to the reals through ``biject_to`` of
+    its support; a grid has no such map. Registering this factory (for our own constraint
+    class only) makes them fail with a message that says why and what to do.
+    """
+    raise ValueError(
+        f"the support of this sample site is the discrete {constraint!r} (a discretized family "
+        "at sigma = 0, where log_prob is a log mass on the grid of bins levels in [-1, 1]); "
+        "continuous inference (HMC/NUTS, autoguides) needs a continuous support: bind "
+        "sigma > 0, e.g. dist.at(0.01) or model(sigma=0.01), to use the noisy density"
+    )
+
+
+biject_to.register(Grid, _no_transform_to_grid)
+transform_to.register(Grid, _no_transform_to_grid)
