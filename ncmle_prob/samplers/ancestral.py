@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from ..distributions import NoiseConditionalDistribution
+from .langevin import at_level
 from .registry import SampleInfo, Sampler, option, register
 from .tweedie import snap_to_grid
 
@@ -67,7 +68,7 @@ class Ancestral(Sampler):
     ) -> tuple[Tensor, SampleInfo]:
         from tqdm.auto import tqdm
 
-        target = dist if self.sigma is None else dist.at(self.sigma)
+        target = dist if self.sigma is None else at_level(dist, self.sigma)
         with tqdm(total=1, desc=self.name, disable=not progress, leave=False) as bar:
             x = target.sample((num_samples,), generator=generator)
             bar.update(1)

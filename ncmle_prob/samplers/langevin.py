@@ -57,7 +57,14 @@ from .registry import SampleInfo, Sampler, SamplerDivergenceError, option, regis
 from .schedules import geometric_ladder, langevin_step_size
 from .tweedie import snap_to_grid, tweedie_denoise
 
-__all__ = ["AnnealedLangevin", "anneal", "finish", "resolve_target"]
+__all__ = ["AnnealedLangevin", "anneal", "at_level", "finish", "resolve_target"]
+
+
+def at_level(dist: NoiseConditionalDistribution, sigma: float) -> NoiseConditionalDistribution:
+    """``dist`` rebound to one noise level, keeping its ``batch_shape`` (a plain
+    ``dist.at(float)`` drops the batch dims that a tensor-bound σ contributed)."""
+    s = torch.full(dist.batch_shape, float(sigma), dtype=dist.dtype, device=dist.device)
+    return dist.at(s)
 
 
 def resolve_target(dist: NoiseConditionalDistribution, sigma: float | None) -> float:
@@ -325,7 +332,7 @@ class AnnealedLangevin(Sampler):
             return sigma * torch.randn(shape, **kw)
         if self.init == "uniform":
             return 2.0 * torch.rand(shape, **kw) - 1.0
-        return dist.at(sigma).sample((num_samples,), generator=generator)
+        return at_level(dist, sigma).sample((num_samples,), generator=generator)
 
     def run(
         self,

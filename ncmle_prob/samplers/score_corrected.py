@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from ..distributions import NoiseConditionalDistribution
-from .langevin import _check_common, anneal, finish, resolve_target, step_sizes_for
+from .langevin import _check_common, anneal, at_level, finish, resolve_target, step_sizes_for
 from .registry import SampleInfo, Sampler, option, register
 from .schedules import geometric_ladder
 
@@ -86,16 +86,21 @@ class ScoreCorrectedAncestral(Sampler):
         _check_common(self, ("sigma_start", "sigma_min", "step_size"))
 
     def ladder(self, target: float) -> list[float]:
-        """The Langevin levels for a given target σ (the first is ``sigma_start``)."""
-        end = target if target > 0 else self.sigma_min
-        if not self.sigma_start > end:
-            raise ValueError(
-                f"option 'sigma_start' ({self.sigma_start}) must exceed the last level {end} "
-                f"(the target sigma, or sigma_min for a target of 0)"
-            )
-        if self.num_levels == 1:
+        """The Langevin levels for a given target σ; the first is ``sigma_start`` (or the
+        target itself when the target is not below ``sigma_start``: then the draw is made at
+        the target and the Langevin steps run there)."""
+        if target > 0:
+            end, start = target, max(self.sigma_start, target)
+        else:
+            end, start = self.sigma_min, self.sigma_start
+            if not start > end:
+                raise ValueError(
+                    f"option 'sigma_start' ({start}) must exceed 'sigma_min' ({end}), the "
+                    f"last level for a target of sigma = 0"
+                )
+        if self.num_levels == 1 or start == end:
             return [end]
-        return geometric_ladder(self.sigma_start, end, self.num_levels).tolist()
+        return geometric_ladder(start, end, self.num_levels).tolist()
 
     def refine(
         self,
@@ -105,7 +110,7 @@ class ScoreCorrectedAncestral(Sampler):
         generator: torch.Generator | None = None,
         progress: bool = False,
     ) -> Tensor:
-        """The correction alone: Langevin from ``x`` (treated as a draw at ``sigma_start``)
+        """The correction alone: Langevin from ``x`` (treated as a draw at the first level)
         down to the target, then the final step. Diagnostics go to :attr:`info`."""
         target = resolve_target(dist, self.sigma)
         ladder = self.ladder(target)
@@ -116,7 +121,7 @@ class ScoreCorrectedAncestral(Sampler):
         )
         info = SampleInfo(
             self.name, tuple(ladder), tuple(alphas), self.steps_per_level,
-            None if rates is None else tuple(rates), start_sigma=self.sigma_start,
+            None if rates is None else tuple(rates), start_sigma=ladder[0],
             score_evals=len(ladder) * (self.steps_per_level + int(self.metropolis)),
         )
         x = finish(dist, x, ladder[-1], target, self.denoise, self.snap, info)
@@ -132,8 +137,8 @@ class ScoreCorrectedAncestral(Sampler):
         progress: bool,
     ) -> tuple[Tensor, SampleInfo]:
         target = resolve_target(dist, self.sigma)
-        self.ladder(target)  # fail on a bad ladder before the (costly) ancestral draw
-        x = dist.at(self.sigma_start).sample((num_samples,), generator=generator)
+        start = self.ladder(target)[0]  # fails on a bad ladder before the costly draw
+        x = at_level(dist, start).sample((num_samples,), generator=generator)
         x = self.refine(dist, x, generator=generator, progress=progress)
         assert self.info is not None
         return x, self.info
