@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ncmle_prob.infer.restore import add_restore_subparser, load_images, make_mask, run_restore
+from ncmle_prob.infer.cli_restore import add_restore_subparser, load_images, make_mask, run_restore
 from ncmle_prob.models import MADE
 from ncmle_prob.training import save_checkpoint
 
