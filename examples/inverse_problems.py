@@ -79,11 +79,11 @@ def main() -> None:
 
     if args.out:
         from ncmle_prob.cli.plots import image_grid
+        from ncmle_prob.infer.cli_restore import rows_canvas
 
-        rows = torch.stack([clean, y, den, y_in, inp, y_bl, deb])  # (7, N, 64)
-        grid = rows.transpose(0, 1).reshape(-1, 1, 8, 8)
-        print("wrote", image_grid(grid, args.out, title="clean | noisy | denoised | masked | "
-                                  "inpainted | blurred | deblurred"))
+        canvas = rows_canvas([clean, y, den, y_in, inp, y_bl, deb], (8, 8))
+        print("wrote", image_grid(canvas[None], args.out, title="rows: clean, noisy, denoised, "
+                                  "masked, inpainted, blurred, deblurred"))
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ def main() -> None:
                                      warmup_steps=150)
             lo, hi = post.interval(0.95)
             print(f"{true:9.2f} {method:>6s} {post.mean:7.4f} [{lo:7.4f}, {hi:7.4f}] "
-                  f"{str(lo < true < hi):>8s}")
+                  f"{lo < true < hi!s:>8s}")
 
 
 if __name__ == "__main__":

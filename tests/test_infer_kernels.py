@@ -73,7 +73,7 @@ def test_gaussian_posterior(kernel: str, device: torch.device) -> None:
         k = AnnealedLangevin(model, sigma_max=5.0, sigma_min=PRIOR_SIGMA, num_levels=4)
     else:
         k = NUTS(model)
-    n = {"mala": 1500, "annealed": 2500, "nuts": 500}[kernel]
+    n = {"mala": 1500, "annealed": 2500, "nuts": 300}[kernel]
     mcmc = MCMC(k, num_samples=n, warmup_steps=300, disable_progbar=True)
     mcmc.run(y)
     draws = mcmc.get_samples()["x"]

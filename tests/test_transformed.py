@@ -145,9 +145,9 @@ def test_sampling_and_samplers(device: torch.device) -> None:
     assert torch.allclose(x.mean(0), b, atol=0.06)
     assert torch.allclose(torch.cov(x.T), cov, atol=0.1)
     # the sampler registry works on the composition (score-based annealed Langevin)
-    y = samplers.sample(d, 2000, method="annealed_langevin", generator=g)
-    assert y.shape == (2000, 2) and bool(torch.isfinite(y).all())
-    assert torch.allclose(y.mean(0), b, atol=0.25)  # 2000 Langevin draws, loose but sharp
+    y = samplers.sample(d, 500, method="annealed_langevin", generator=g)
+    assert y.shape == (500, 2) and bool(torch.isfinite(y).all())
+    assert torch.allclose(y.mean(0), b, atol=0.25)  # 500 draws: s.e. ~0.05; 5 s.e.
     # binding sigma rebinds the base
     assert torch.allclose(d.at(1.0).sample((20000,), generator=g).var(0),
                           2.0 * (A @ A.T).diagonal(), rtol=0.1)

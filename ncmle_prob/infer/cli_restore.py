@@ -16,7 +16,7 @@ from torch import Tensor
 
 from .inverse import denoise, inpaint, psnr
 
-__all__ = ["add_restore_subparser", "load_images", "make_mask", "run_restore"]
+__all__ = ["add_restore_subparser", "load_images", "make_mask", "rows_canvas", "run_restore"]
 
 
 def add_restore_subparser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
@@ -32,7 +32,7 @@ def add_restore_subparser(sub: argparse._SubParsersAction) -> argparse.ArgumentP
     p.add_argument("--task", choices=("denoise", "inpaint"), required=True)
     p.add_argument("--checkpoint", required=True, help="checkpoint file of a trained model")
     p.add_argument("--input", required=True,
-                   help="images: a .pt/.npy tensor (N, D) or (N, C, H, W) in [-1, 1], a .png "
+                   help="images: a .pt or .npy tensor (N, D) or (N, C, H, W) in [-1, 1], a .png "
                         "(grey, scaled to [-1, 1]), or digits:I,J,... (digits test images)")
     p.add_argument("--corrupt", action="store_true",
                    help="the input is clean: add the noise / apply the mask first")
@@ -148,7 +148,7 @@ def run_restore(args: argparse.Namespace) -> int:
     else:
         out = inpaint(prior, y, mask, args.noise_std, **opts)
     rows = [r for r in (clean, y, out.mean.detach()) if r is not None]
-    canvas = _rows_canvas(rows, shape)
+    canvas = rows_canvas(rows, shape)
     title = f"{args.task}: " + ("clean / observed / restored" if clean is not None
                                 else "observed / restored")
     if clean is not None:
@@ -161,7 +161,8 @@ def run_restore(args: argparse.Namespace) -> int:
     return 0
 
 
-def _rows_canvas(rows: list[Tensor], shape: tuple[int, int]) -> Tensor:
+def rows_canvas(rows: list[Tensor], shape: tuple[int, int]) -> Tensor:
+    """One grey canvas ``(1, H', W')``: row ``r`` holds the images ``rows[r]`` ``(N, H*W)``."""
     h, w = shape
     n = rows[0].shape[0]
     canvas = torch.ones(1, len(rows) * (h + 1) + 1, n * (w + 1) + 1)

@@ -56,8 +56,13 @@ def noise_level_model(
 
     def model(y: Tensor) -> Tensor:
         s = pyro.sample("sigma_y", prior)
+        # HMC's step-size search can overflow exp(log sigma) to inf: score such a point as
+        # impossible (potential +inf, rejected) instead of failing inside dist.at
+        finite = torch.isfinite(s)
         with pyro.plate("data", y.shape[0]):
-            pyro.sample("y", dist.at(s), obs=y)
+            pyro.sample("y", dist.at(torch.where(finite, s, torch.ones_like(s))), obs=y)
+        if not bool(finite.all()):
+            pyro.factor("sigma_y_overflow", torch.full_like(s, -math.inf))
         return s
 
     return model
