@@ -60,10 +60,9 @@ def test_sample_with_registry_methods(demo_dir: Path, tmp_path: Path) -> None:
     assert (tmp_path / "a.png").read_bytes().startswith(PNG)
     samplers = pytest.importorskip("ncmle_prob.samplers")
     if "annealed_langevin" in samplers.available():
-        opts = samplers.options("annealed_langevin")
-        key = next(k for k, (t, _, _) in opts.items() if t is int)
         rc = main(["sample", ckpt, "-n", "4", "--sigma", "0.1", "--method", "annealed_langevin",
-                   "--option", f"{key}=2", "--out", str(tmp_path / "b.png")])
+                   "--option", "num_levels=2", "--option", "steps_per_level=3",
+                   "--option", "metropolis=true", "--out", str(tmp_path / "b.png")])
         assert rc == 0 and (tmp_path / "b.png").read_bytes().startswith(PNG)
 
 

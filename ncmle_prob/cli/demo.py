@@ -48,6 +48,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.set_defaults(run=run)
 
 
+def _has_sampler(name: str) -> bool:
+    try:
+        from .. import samplers
+    except ImportError:
+        return False
+    return name in samplers.available()
+
+
 def _train_one(
     args: argparse.Namespace, data: RunData, objective: str, out: Path
 ) -> torch.nn.Module:
@@ -86,16 +94,22 @@ def run(args: argparse.Namespace) -> int:
         results[objective.upper()] = evaluate_bits_per_dim(
             model, test.to(dev), PLOT_SIGMAS, bins=data.bins, seed=args.seed
         )
-        samples[objective] = draw(model, 64 if not args.quick else 16, 0.0, "ancestral", {},
-                                  args.seed)
+        n = 64 if not args.quick else 16
+        samples[f"{objective}"] = draw(model, n, 0.0, "ancestral", {}, args.seed)
+        if objective == "ncmle" and _has_sampler("score_corrected_ancestral"):
+            opts = {"steps_per_level": 2, "num_levels": 2} if args.quick else {}
+            samples["ncmle_score_corrected"] = draw(
+                model, n, 0.0, "score_corrected_ancestral", opts, args.seed
+            )
     say(f"\ntest bits/dim on digits (8x8, 17 levels; {test.shape[0]} test images), "
         f"{time.perf_counter() - start:.0f} s")
     say(format_table({k: {s: v[s] for s in TABLE_SIGMAS} for k, v in results.items()}))
     written = [robustness_plot(results, out / "robustness.png",
                                title="digits: test bits/dim vs noise level")]
-    for objective, x in samples.items():
-        written.append(image_grid(x.reshape(-1, 1, 8, 8), out / f"samples_{objective}.png",
-                                  title=f"{objective.upper()} samples (ancestral, σ=0)"))
+    for key, x in samples.items():
+        how = "score-corrected ancestral" if key.endswith("corrected") else "ancestral"
+        written.append(image_grid(x.reshape(-1, 1, 8, 8), out / f"samples_{key}.png",
+                                  title=f"{key.split('_')[0].upper()} samples ({how}, σ=0)"))
     payload = json.dumps({k: {repr(s): v for s, v in r.items()} for k, r in results.items()},
                          indent=2)
     written.append(atomic_write(out / "results.json", lambda f: f.write(payload.encode())))
