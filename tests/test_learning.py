@@ -38,8 +38,9 @@ SEED = 0
 STEPS = 800
 BATCH = 256
 # Grid for the exact KL: the oracle's mass lies well inside [-5, 5]^2 at σ <= 0.5 (components
-# within 1.2 of the origin, std <= 0.64) and h = 0.04 is a quarter of the narrowest component's
-# std at σ = 0 (0.1), so quadrature and truncation errors are ~1e-3 nats (checked below).
+# within 1.2 of the origin, std <= 0.64) and h = 0.04 is 0.4 of the narrowest component's std
+# at σ = 0 (0.1). Measured on the trained model: n = 125, 250, 500, 1000 and [-7, 7]^2 agree to
+# 1e-6 nats, float32 and float64 to 1e-7, so the KLs below are exact to far better than 1e-3.
 GRID = {"lo": -5.0, "hi": 5.0, "n": 250}
 
 
@@ -141,15 +142,15 @@ def test_same_initialisation(fitted: Fitted) -> None:
 
 
 def test_held_out_ncmle_loss(fitted: Fitted) -> None:
-    # Held-out NCMLE loss (nats/example, identical σ and noise for every model). Observed:
-    # untrained UNTRAINED, MLE MLELOSS, NCMLE NCMLELOSS. NCMLE must be best: it optimises
-    # exactly this objective, and the others do not.
+    # Held-out NCMLE loss (nats/example, identical σ and noise for every model). Observed over
+    # seeds 0/1/2: untrained 3.26/3.19/3.15, MLE 2.52/2.40/2.44, NCMLE 1.60/1.60/1.59. The
+    # held-out standard error is ~0.01, so the 1.0 and 0.4 nat margins are seed-robust. NCMLE
+    # must be best: it optimises exactly this objective, the others do not.
     untrained = held_out_loss(fitted.untrained, fitted.oracle)
     mle = held_out_loss(fitted.mle, fitted.oracle)
     ncmle = held_out_loss(fitted.ncmle, fitted.oracle)
-    print(untrained, mle, ncmle)
-    assert ncmle < untrained - 0.5, (untrained, ncmle)
-    assert ncmle < mle - 0.1, (mle, ncmle)
+    assert ncmle < untrained - 1.0, (untrained, ncmle)
+    assert ncmle < mle - 0.4, (mle, ncmle)
 
 
 @pytest.mark.parametrize("sigma", [0.1, 0.5])
@@ -187,12 +188,12 @@ def test_ncmle_keeps_clean_likelihood(fitted: Fitted) -> None:
 def test_grid_kl_agrees_with_monte_carlo(fitted: Fitted, sigma: float) -> None:
     # The metric itself: the grid KL of a trained (non-Gaussian) model must agree with an
     # independent unbiased Monte Carlo estimate (exact log densities, draws from the oracle)
-    # within 4 standard errors plus 0.01 nats of quadrature/truncation allowance.
+    # within 4 standard errors (~0.015 nats) plus 1e-3 for quadrature (measured: < 1e-5).
     generator = torch.Generator(device=fitted.oracle.device).manual_seed(1)
     model = fitted.ncmle()
     grid = float(kl_divergence_grid(fitted.oracle, model, sigma, **GRID))
     mc, se = kl_divergence_mc(fitted.oracle, model, sigma, 20000, generator, return_stderr=True)
-    assert abs(grid - float(mc)) < 4 * float(se) + 0.01, (grid, float(mc), float(se))
+    assert abs(grid - float(mc)) < 4 * float(se) + 1e-3, (grid, float(mc), float(se))
 
 
 def test_ncmle_matches_noisy_oracle_at_a_batch_of_levels(fitted: Fitted) -> None:

@@ -90,12 +90,13 @@ def test_svi_likelihood_with_pyro_module(device: torch.device) -> None:
         svi.step(x)
     # pyro.module registered the network's own parameters: SVI moved them, and the store holds
     # them under the module's name.
-    assert any(name.startswith("made$$$") for name in pyro.get_param_store().keys())
+    assert any(name.startswith("made$$$") for name in pyro.get_param_store().get_all_param_names())
     assert any(not torch.equal(a, b) for a, b in zip(before, made.parameters()))
     loss1 = svi.evaluate_loss(x)
     assert loss1 == pytest.approx(exact_nll(), rel=1e-5)
-    # Observed: 3.35 -> 1.93 nats/example after 150 steps. Requiring a 0.5 nat/example drop
-    # (a third of it) fails if gradients do not reach the network.
+    # Observed over seeds 0/1/2: 3.50/3.25/3.27 -> 1.96/2.03/1.97 nats/example after 150
+    # steps. Requiring a 0.5 nat/example drop (< half of it) fails if gradients do not reach
+    # the network.
     assert loss1 / 512 < loss0 / 512 - 0.5, (loss0 / 512, loss1 / 512)
 
 
@@ -144,9 +145,10 @@ def test_discretized_likelihood_at_sigma_zero_in_svi(device: torch.device) -> No
     assert loss0 == pytest.approx(float(-mass.sum()), rel=1e-5)
     for _ in range(30):
         svi.step()
-    # Uniform grid data: the optimum is log(16) = 2.77 nats/dim; the start is worse. Observed
-    # 6.3 -> 5.7 nats/example in 30 steps; any decrease beyond float noise shows learning.
-    assert svi.evaluate_loss() < loss0 - 10.0
+    # Uniform grid data: the population optimum is 2 log 16 = 5.55 nats/example. Observed over
+    # seeds 0/1/2: 6.64/6.31/6.75 -> 5.93/5.77/5.79 in 30 steps; we require a 0.2 nat/example
+    # drop, which a likelihood with broken gradients or scaling would not give.
+    assert svi.evaluate_loss() / 128 < loss0 / 128 - 0.2
 
 
 # ---------------------------------------------------------------------------- handlers
