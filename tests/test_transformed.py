@@ -171,3 +171,15 @@ def test_composition_with_made_base_and_errors(device: torch.device) -> None:
         TransformedNoiseConditional(disc(), AffineTransform(0.0, 1.0))
     with pytest.raises(ValueError, match="event_shape"):
         d.log_prob(torch.zeros(3, device=device))
+
+
+def test_every_registered_sampler_runs_on_a_composition(device: torch.device) -> None:
+    import ncmle_prob.infer  # noqa: F401  (registers the pyro_* samplers)
+
+    model = MADE(features=2, hidden_features=8).to(device)
+    d = TransformedNoiseConditional(model(0.3), AffineTransform(1.0, 2.0))
+    for method in samplers.available():
+        opts = {"warmup_steps": 30} if method.startswith("pyro_") else {}
+        x = samplers.sample(d, 20, method=method,
+                            generator=torch.Generator(device=device).manual_seed(0), **opts)
+        assert x.shape == (20, 2) and bool(torch.isfinite(x).all()), method
