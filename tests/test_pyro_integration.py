@@ -90,7 +90,8 @@ def test_svi_likelihood_with_pyro_module(device: torch.device) -> None:
         svi.step(x)
     # pyro.module registered the network's own parameters: SVI moved them, and the store holds
     # them under the module's name.
-    assert any(name.startswith("made$$$") for name in pyro.get_param_store().get_all_param_names())
+    names = list(pyro.get_param_store().keys())
+    assert any(name.startswith("made$$$") for name in names)
     assert any(not torch.equal(a, b) for a, b in zip(before, made.parameters()))
     loss1 = svi.evaluate_loss(x)
     assert loss1 == pytest.approx(exact_nll(), rel=1e-5)
@@ -121,7 +122,7 @@ def test_plate_with_batch_sigma_and_subsampling(device: torch.device) -> None:
         expected = (n / batch) * made().log_prob(x[idx], sigma[idx]).sum()
     # Subsampling scales by n / batch; per-example σ must follow the subsample indices.
     # Tolerance: float32 summation of 64 terms of size ~3.
-    assert float(trace.log_prob_sum()) == pytest.approx(float(expected), rel=1e-5)
+    assert float(trace.log_prob_sum().detach()) == pytest.approx(float(expected), rel=1e-5)
 
 
 def test_discretized_likelihood_at_sigma_zero_in_svi(device: torch.device) -> None:
@@ -231,14 +232,19 @@ def _check_matches(draws: torch.Tensor, dist: pdist.TorchDistribution, exact_mea
     z = (draws.mean(0).cpu() - exact_mean.cpu()) / (draws.std(0).cpu() / ess.sqrt())
     assert bool((z.abs() < 4.5).all()), (z, ess)
     # Energy two-sample permutation test on draws thinned to about one per effective sample
-    # (the permutation test assumes independent draws); observed p >= 0.045 over 3 seeds.
+    # (the permutation test assumes independent draws); observed p >= 0.035 over 3 seeds and
+    # both priors.
     thin = math.ceil(draws.shape[0] / float(ess.min()))
     g = torch.Generator(device=draws.device).manual_seed(seed)
     ancestral = dist.sample((1000,), generator=g)
     _, p_same = energy_test(draws[::thin], ancestral, 200, g)
     assert p_same > 0.01, (p_same, thin)
-    # The same test has power: it rejects ancestral draws from the wrong noise level.
-    _, p_wrong = energy_test(draws[::thin], dist.at(1.5).sample((1000,), generator=g), 200, g)
+    # The same test has power: it rejects the ancestral draws shifted by 0.5 (about half a
+    # standard deviation), a sampler bias of that size. Observed p = 0.005 (the smallest
+    # possible with 200 permutations) for every seed and both priors. (Ancestral draws at the
+    # wrong σ = 1.0 give only p ~ 0.015-0.03 with ~100 thinned draws, and a MADE trained on
+    # σ <= 1 extrapolates σ = 1.5 close to σ = 0.5: neither is a reliable alternative.)
+    _, p_wrong = energy_test(draws[::thin], 0.5 + dist.sample((1000,), generator=g), 200, g)
     assert p_wrong < 0.01, p_wrong
 
 
