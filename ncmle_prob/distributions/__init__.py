@@ -15,6 +15,7 @@ from .families import (
     register_family,
 )
 from .noisy_gaussian import NoisyGaussian, NoisyGaussianMixture
+from .transformed import SigmaConditionalTransform, TransformedNoiseConditional
 
 __all__ = [
     "AutoregressiveConditioner",
@@ -28,6 +29,8 @@ __all__ = [
     "NoiseConditionalDistribution",
     "NoisyGaussian",
     "NoisyGaussianMixture",
+    "SigmaConditionalTransform",
+    "TransformedNoiseConditional",
     "family_names",
     "get_family",
     "grid",
