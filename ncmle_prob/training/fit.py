@@ -281,9 +281,9 @@ def _train(*, model: nn.Module, ctx: DistContext, **kw: Any) -> History:
             eval_model, eval_data, kw["eval_sigmas"], bins=kw["bins"], seed=seed
         )
         history.evals.append({"step": step, "bits_per_dim": {repr(k): v for k, v in res.items()}})
-        bar.write(f"step {step}: eval bits/dim " + ", ".join(
-            f"σ={k:g}: {v:.4f}" for k, v in res.items()
-        )) if bar is not None and not bar.disable else None
+        if not bar.disable:
+            shown = ", ".join(f"σ={k:g}: {v:.4f}" for k, v in res.items())
+            bar.write(f"step {step}: eval bits/dim {shown}")
 
     def stop(what: str, value: float) -> None:
         where = (f"the last good checkpoint is {last_good[0]} (step {last_good[1]})"
