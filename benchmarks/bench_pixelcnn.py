@@ -45,7 +45,9 @@ def main() -> None:
     p.add_argument("--size", type=int, default=28)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
-    p.add_argument("--skip-naive", action="store_true", help="skip the (slow) naive sampler")
+    p.add_argument("--naive-rows", type=int, default=0,
+                   help="time the naive sampler on this many rows only and extrapolate "
+                        "linearly (its cost per pixel is constant: one full pass); 0: all rows")
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)

@@ -63,7 +63,7 @@ class BandContext:
 
     Holds, for every layer that looks one row up, the full-size tensor of its input; rows
     above the current band are exact (computed when those rows were final), rows in the band
-    are rewritten on each call.
+    are rewritten on each call. With :attr:`reuse_u` the vertical stream is not recomputed.
 
     Args:
         heights: image height at each resolution level (level 0 = full resolution).
@@ -77,6 +77,11 @@ class BandContext:
         self.band = band
         self.start = 0
         self._buffers: dict[object, Tensor] = {}
+        #: The vertical (``u``) stream's band values, in call order, from the last pass with
+        #: :attr:`reuse_u` false. The ``u`` stream at rows ``<= r`` depends only on rows
+        #: ``< r``, so all pixels of row ``r`` can share one evaluation of it.
+        self.u_values: list[Tensor] = []
+        self.reuse_u = False
 
     def set_band(self, start: int) -> None:
         """Moves the band to full-resolution rows ``[start, start + band)``."""

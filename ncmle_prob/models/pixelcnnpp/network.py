@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -186,29 +187,44 @@ class PixelCNNPP(nn.Module):
         """
         ones = torch.ones_like(x[:, :1])
         x_in = torch.cat([x, ones], dim=1)
-        u = down_shift(self.u_init(x_in, ctx), ctx, "u_init")
+        reuse = ctx is not None and ctx.reuse_u
+        if ctx is not None and not reuse:
+            ctx.u_values = []
+        step = iter(ctx.u_values if reuse else ())  # type: ignore[union-attr]
+
+        def vertical(fn: Callable[[], Tensor]) -> Tensor:
+            # The u stream never sees the current row: reuse its band values when allowed.
+            if reuse:
+                return next(step)
+            value = fn()
+            if ctx is not None:
+                ctx.u_values.append(value)
+            return value
+
+        u = vertical(lambda: down_shift(self.u_init(x_in, ctx), ctx, "u_init"))
         ul = down_shift(self.ul_init_v(x_in, ctx), ctx, "ul_init") + right_shift(
             self.ul_init_h(x_in, ctx)
         )
         us, uls = [u], [ul]
         for s in range(self.levels + 1):
             for bu, bul in zip(self.up_u[s], self.up_ul[s]):
-                u = bu(u, h, None, ctx)
+                u = vertical(lambda bu=bu, u=u: bu(u, h, None, ctx))
                 ul = bul(ul, h, u, ctx)
                 us.append(u)
                 uls.append(ul)
             if s < self.levels:
-                u = self.downsize_u[s](u, ctx)
+                u = vertical(lambda s=s, u=u: self.downsize_u[s](u, ctx))
                 ul = self.downsize_ul[s](ul, ctx)
                 us.append(u)
                 uls.append(ul)
         u, ul = us.pop(), uls.pop()
         for s in range(self.levels, -1, -1):
             for bu, bul in zip(self.down_u[s], self.down_ul[s]):
-                u = bu(u, h, us.pop(), ctx)
+                skip = us.pop()
+                u = vertical(lambda bu=bu, u=u, skip=skip: bu(u, h, skip, ctx))
                 ul = bul(ul, h, torch.cat([u, uls.pop()], dim=1), ctx)
             if s > 0:
-                u = self.upsize_u[s - 1](u, ctx)
+                u = vertical(lambda s=s, u=u: self.upsize_u[s - 1](u, ctx))
                 ul = self.upsize_ul[s - 1](ul, ctx)
         return self.nin_out(F.elu(ul))
 

@@ -1,11 +1,13 @@
 """Ancestral sampling for PixelCNN++: a row-band cached sampler and the naive reference.
 
 The naive sampler re-runs the whole network for every one of the ``C·H·W`` dimensions. The
-cached sampler uses two facts: (i) all channels of a pixel share one network evaluation (the
-channel coupling is applied afterwards), and (ii) no layer looks below the current row, so the
+cached sampler uses three facts: (i) all channels of a pixel share one network evaluation (the
+channel coupling is applied afterwards); (ii) no layer looks below the current row, so the
 network only needs to run on the *band* of ``2**levels`` rows containing the current pixel,
-reading the row above the band of every layer from a cache (:class:`BandContext`). Per pixel
-this costs about ``band / H`` of a full pass. Both samplers consume the generator in the same
+reading the row above the band of every layer from a cache (:class:`BandContext`); (iii) the
+vertical (``u``) stream at rows ``<= r`` depends only on rows ``< r``, so it is evaluated once
+per row and reused for every pixel of the row. Per pixel this costs about ``band / H`` of the
+horizontal stream of a full pass. Both samplers consume the generator in the same
 order, so under the same generator they return the same draws.
 """
 
@@ -54,25 +56,33 @@ def cached_ancestral_sample(
         end = min(start + band, height)
         for r in range(start, end):
             for w in range(width):
+                ctx.reuse_u = w > 0  # the vertical stream is shared by the whole row
                 out = model.network(x[:, :, start:end], h, ctx)[:, :, r - start, w]
                 for ch in range(c):
                     params = model.pixel_params(out, x[:, :, r, w], ch)
                     x[:, ch, r, w] = family.sample(params, sigma, generator)
         if end < height:  # refresh the caches with the band's final values
+            ctx.reuse_u = False
             model.network(x[:, :, start:end], h, ctx)
     return x
 
 
 def naive_ancestral_sample(
-    model: PixelCNNPP, family: Any, sigma: Tensor, generator: torch.Generator | None = None
+    model: PixelCNNPP,
+    family: Any,
+    sigma: Tensor,
+    generator: torch.Generator | None = None,
+    max_rows: int | None = None,
 ) -> Tensor:
     """Exact ancestral draws ``(N, C, H, W)`` by a full network pass per dimension.
 
     The reference for :func:`cached_ancestral_sample` (same draws under the same generator).
+    ``max_rows`` stops after that many rows (the rest stay 0), for timing: the first rows
+    then equal those of the full draw under the same generator.
     """
     x = _start(model, sigma)
     c, height, width = model.event_shape
-    for r in range(height):
+    for r in range(height if max_rows is None else min(max_rows, height)):
         for w in range(width):
             for ch in range(c):
                 params = model.conditional_params(x, sigma)[:, ch, r, w]
