@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
 import torch
@@ -65,8 +66,12 @@ def run(args: argparse.Namespace) -> int:
     from .plots import image_grid, scatter_plot
 
     title = f"{args.method}, σ={args.sigma:g}"
-    if meta.get("image_shape"):
-        path = image_grid(x.reshape(x.shape[0], *meta["image_shape"]), args.out, title=title)
+    side = math.isqrt(x[0].numel())
+    shape = meta.get("image_shape") or (
+        [1, side, side] if side * side == x[0].numel() and side > 2 else None
+    )  # checkpoints written by fit() without image metadata: square grey images
+    if shape:
+        path = image_grid(x.reshape(x.shape[0], *shape), args.out, title=title)
     elif x.dim() == 2 and x.shape[1] == 2:
         path = scatter_plot(x, args.out, title=title)
     else:
