@@ -22,8 +22,6 @@ import argparse
 import json
 import os
 import platform
-import resource
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
@@ -35,6 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _memory import peak_growth, run_children
 from _timing import Ratio, Timings, interleaved
 
 from ncmle_prob.models import MADE
@@ -179,37 +178,11 @@ def sample_fns(lib: str, d: int, h: int, n: int) -> dict[str, Callable[[], objec
 
 
 # ---------------------------------------------------------------------- memory
-def _status_mib(field: str) -> float | None:
-    """A ``VmXXX`` field of ``/proc/self/status`` in MiB (``None`` off Linux)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        return None
-    return None
-
-
-def _reset_peak_rss() -> bool:
-    """Resets the kernel's peak-RSS mark ``VmHWM`` to the current RSS (Linux >= 4.0)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        return False
-    return True
-
-
 def memory_child(lib: str, d: int, h: int, n: int) -> dict[str, float]:
     """Runs in a fresh process: the peak resident memory (MiB) one sampling call adds.
 
-    After building the model and a no-grad warm-up draw of one sample, the kernel's peak-RSS mark
-    ``VmHWM`` is reset to the current RSS (``/proc/self/clear_refs``); after the call, its
-    growth over that baseline is the call's peak extra memory (everything the process touched:
-    torch's tensors, autograd graphs, allocator caches, the Python heap). Where ``/proc`` is
-    unavailable it falls back to the growth of ``ru_maxrss``, which is exact only when the call
-    exceeds the setup's own peak.
+    After building the model and a no-grad warm-up draw of one sample (lazy initialisation,
+    no graph kept alive), :func:`_memory.peak_growth` measures the draw of ``n`` samples.
     """
     torch.set_num_threads(1)
     model = build(lib, d, h)
@@ -222,45 +195,20 @@ def memory_child(lib: str, d: int, h: int, n: int) -> dict[str, float]:
         draw = lambda k: model().sample((k,))  # noqa: E731
     else:
         draw = lambda k: model.sample(k)  # noqa: E731
-    with torch.no_grad():  # warm-up: lazy initialisation, without keeping a graph alive
+    with torch.no_grad():
         draw(1)
-    base = _status_mib("VmRSS")
-    if base is not None and _reset_peak_rss():
-        out = draw(n)
-        peak, method = _status_mib("VmHWM"), 0.0
-    else:
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
-        out = draw(n)
-        peak, method = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1.0
-    keeps_graph = isinstance(out, Tensor) and out.requires_grad
-    return {
-        "baseline_mib": base,
-        "peak_delta_mib": peak - base,
-        "graph": float(keeps_graph),
-        "ru_maxrss_fallback": method,
-    }
+    kept: list[object] = []
+    out = peak_growth(lambda: kept.append(draw(n)))
+    out["graph"] = float(isinstance(kept[0], Tensor) and kept[0].requires_grad)
+    return out
 
 
 def measure_memory(libs: list[str], d: int, h: int, n: int) -> dict[str, dict[str, float]]:
-    """Runs :func:`memory_child` for each lib in its own fresh subprocess (concurrently: each
-    reads only its own high-water mark) and parses the results."""
+    """:func:`memory_child` for each lib, each in its own fresh subprocess."""
     me = str(Path(__file__).resolve())
-    procs = {
-        lib: subprocess.Popen(
-            [sys.executable, me, "--memory-child", lib, str(d), str(h), str(n)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for lib in libs
-    }
-    out: dict[str, dict[str, float]] = {}
-    for lib, proc in procs.items():
-        stdout, stderr = proc.communicate(timeout=1800)
-        if proc.returncode != 0:
-            raise RuntimeError(f"memory child {lib} failed:\n{stderr[-2000:]}")
-        out[lib] = json.loads(stdout.strip().splitlines()[-1])
-    return out
+    args = ["--memory-child", "LIB", str(d), str(h), str(n)]
+    cmds = {lib: [sys.executable, me] + [lib if a == "LIB" else a for a in args] for lib in libs}
+    return run_children(cmds)
 
 
 # ---------------------------------------------------------------------- report
