@@ -32,7 +32,16 @@ def _check_covariance(name: str, cov: Tensor) -> None:
 
 
 def _noisy_cholesky(cov: Tensor, sigma: Tensor) -> Tensor:
-    """Cholesky factor of ``cov + sigma**2 I``; ``sigma`` broadcasts against ``cov``'s batch."""
+    """Cholesky factor of ``cov + sigma**2 I``; ``sigma`` broadcasts against ``cov``'s batch.
+
+    A batch of identical noise levels (the common case: one σ broadcast over the data) is
+    factorised once; the factor then broadcasts. Not done when σ requires grad, so that each
+    entry keeps its own gradient.
+    """
+    if sigma.numel() > 1 and not sigma.requires_grad:
+        first = sigma.reshape(-1)[:1]
+        if bool((sigma == first).all()):
+            sigma = first.reshape(())
     eye = torch.eye(cov.shape[-1], dtype=cov.dtype, device=cov.device)
     return torch.linalg.cholesky(cov + (sigma * sigma)[..., None, None] * eye)
 
