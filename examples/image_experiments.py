@@ -121,8 +121,9 @@ def draw(model: PixelCNNPP, method: str, n: int, seed: int, opts: dict[str, Any]
 
 def sampler_grid(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
     """Candidate settings searched on validation (quick mode: a small grid)."""
-    starts = (0.1, 0.3) if args.quick else (0.1, 0.2, 0.3, 0.5, 1.0)
-    eps = (2e-5, 1e-4) if args.quick else (1e-5, 3e-5, 1e-4, 3e-4)
+    small = args.quick or args.grid == "small"
+    starts = (0.1, 0.3) if small else (0.1, 0.2, 0.3, 0.5, 1.0)
+    eps = (2e-5, 1e-4) if small else (1e-5, 3e-5, 1e-4, 3e-4)
     steps = args.langevin_steps
     sca = [{"sigma_start": s, "step_size": e, "steps_per_level": steps, "num_levels": 5}
            for s in starts for e in eps]
@@ -191,7 +192,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     methods = ["mle+ancestral", "ncmle+ancestral", "ncmle+annealed_langevin",
                "ncmle+score_corrected_ancestral"]
     per_seed: list[dict[str, Any]] = []
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         rec: dict[str, Any] = {"seed": seed, "train": {}, "bpd": {}, "robust": {}, "samples": {},
                                "tuning": {}}
         models = {}
@@ -235,7 +236,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             print(f"[seed {seed}] {m}: FCD {s['fcd']:.3f} (floor {s['fcd_floor']:.3f}) "
                   f"KID {s['kid']:.4f} (floor {s['kid_floor']:.4f}) {t * 1e3:.1f} ms/sample",
                   flush=True)
-            if seed == 0 and args.out:
+            if seed == args.first_seed and args.out:
                 save_grid(x, Path(args.out) / f"samples_{m.replace('+', '_')}.png")
         per_seed.append(rec)
     res: dict[str, Any] = {"config": vars(args), "sigmas": list(SIGMAS), "per_seed": per_seed}
@@ -265,6 +266,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-dir", default=None, help="MNIST IDX folder (default: auto)")
     p.add_argument("--quick", action="store_true", help="CI smoke run (small everything)")
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--first-seed", type=int, default=0, help="seeds first..first+seeds-1")
+    p.add_argument("--grid", choices=["small", "full"], default="full",
+                   help="sampler settings searched on validation")
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--batch", type=int, default=64)
