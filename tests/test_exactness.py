@@ -54,22 +54,20 @@ def _set_made_to_ar(model: MADE, bias: Tensor, coef: Tensor, log_scale: Tensor,
                     junk_above_diagonal: bool = True) -> None:
     """Makes ``model`` the AR process x_i = bias_i + Σ_{j<i} coef_ij x_j + e^{log_scale_i} ε_i.
 
-    The nflows network's final layer is zeroed (its bias holds the constants) and the AR
-    coefficients go into the skip connection, whose mask is strictly lower-triangular; the
-    output layout is (D, num_params) interleaved: index i * 2 + p, p = 0 loc, p = 1 log-scale.
-    ``junk_above_diagonal`` also fills the masked-out entries, which must have no effect.
+    The nflows network's final layer is zeroed (its bias holds the constants; the output layout
+    is (D, num_params) interleaved: index i * 2 + p, p = 0 loc, p = 1 log-scale) and the AR
+    coefficients go into the skip connection (D × D, added to the location parameter), whose
+    mask is strictly lower-triangular. ``junk_above_diagonal`` also fills the masked-out
+    entries, which must have no effect.
     """
     with torch.no_grad():
         model.net.final_layer.weight.zero_()
         model.net.final_layer.bias[0::2] = bias
         model.net.final_layer.bias[1::2] = log_scale
-        rows = model.skip.weight.shape[0]
         allowed = torch.ones(D, D, dtype=torch.bool, device=bias.device).tril(-1)
-        allowed = allowed.repeat_interleave(2, dim=0)  # row i * 2 + p sees x_j for j < i
-        values = torch.zeros(rows, D, dtype=bias.dtype, device=bias.device)
-        values[0::2] = coef.tril(-1)  # log-scale rows stay 0: constant conditional scales
-        junk = torch.full_like(values, 123.0 if junk_above_diagonal else 0.0)
-        w = torch.where(allowed, values, junk)  # masked entries must not leak into outputs
+        junk = torch.full((D, D), 123.0 if junk_above_diagonal else 0.0, dtype=bias.dtype,
+                          device=bias.device)
+        w = torch.where(allowed, coef, junk)  # masked entries must not leak into outputs
         model.skip.weight.copy_(w)
 
 

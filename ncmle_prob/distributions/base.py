@@ -19,7 +19,7 @@ from torch import Tensor
 from torch.distributions import constraints
 
 from .constraints import grid
-from .validation import as_sigma, check_finite, check_tensor, describe_shape
+from .validation import as_sigma, broadcast_shapes, check_finite, check_tensor, describe_shape
 
 __all__ = ["NoiseConditionalDistribution"]
 
@@ -116,7 +116,7 @@ class NoiseConditionalDistribution(TorchDistribution):
         """Expands the batch shape (no copy of the network or its parameters)."""
         batch_shape = torch.Size(batch_shape)
         try:
-            ok = torch.broadcast_shapes(batch_shape, self.batch_shape) == batch_shape
+            ok = broadcast_shapes(batch_shape, self.batch_shape) == batch_shape
         except RuntimeError:
             ok = False
         if not ok:
@@ -225,7 +225,7 @@ class NoiseConditionalDistribution(TorchDistribution):
     @staticmethod
     def _broadcast_batch(param_batch_shape: torch.Size, sigma_shape: torch.Size) -> torch.Size:
         try:
-            return torch.broadcast_shapes(param_batch_shape, sigma_shape)
+            return broadcast_shapes(param_batch_shape, sigma_shape)
         except RuntimeError:
             raise ValueError(
                 f"sigma has shape {describe_shape(sigma_shape)}, which does not broadcast against "
@@ -255,7 +255,7 @@ class NoiseConditionalDistribution(TorchDistribution):
                     f"{describe_shape(x_batch)}"
                 )
         try:
-            out = torch.broadcast_shapes(x_batch, s.shape, self._param_batch_shape)
+            out = broadcast_shapes(x_batch, s.shape, self._param_batch_shape)
         except RuntimeError:
             raise ValueError(
                 f"sigma of shape {describe_shape(s.shape)} does not broadcast against the batch "

@@ -14,6 +14,7 @@ from torch import Tensor
 
 __all__ = [
     "as_sigma",
+    "broadcast_shapes",
     "check_finite",
     "check_tensor",
     "describe_shape",
@@ -61,10 +62,38 @@ def check_tensor(
     return value
 
 
+def broadcast_shapes(*shapes: Sequence[int]) -> torch.Size:
+    """:func:`torch.broadcast_shapes` in plain Python, for the few short shapes of a call.
+
+    torch's version goes through ``torch._refs`` (about 8 µs a call); this one takes about
+    1 µs, which matters on the per-call path of ``log_prob``.
+
+    Raises:
+        RuntimeError: if the shapes do not broadcast, as torch's does.
+    """
+    ndim = max((len(s) for s in shapes), default=0)
+    out = [1] * ndim
+    for shape in shapes:
+        for i, n in enumerate(shape, ndim - len(shape)):
+            if n != 1 and n != out[i]:
+                if out[i] != 1:
+                    raise RuntimeError(f"shapes {[tuple(s) for s in shapes]} do not broadcast")
+                out[i] = n
+    return torch.Size(out)
+
+
 def check_finite(name: str, value: Tensor) -> None:
-    """Raises :class:`ValueError` if ``value`` contains NaN or ±inf."""
-    if not bool(torch.isfinite(value).all()):
-        bad = int((~torch.isfinite(value)).sum())
+    """Raises :class:`ValueError` if ``value`` contains NaN or ±inf.
+
+    One reduction (a NaN or ±inf entry makes the sum non-finite) instead of a boolean copy of
+    ``value``; the exact count runs only when the sum is not finite, which a finite ``value``
+    can also cause by overflowing.
+    """
+    v = value.detach()
+    if v.numel() == 0 or bool(torch.isfinite(v.sum())):
+        return
+    bad = int((~torch.isfinite(v)).sum())
+    if bad:
         raise ValueError(
             f"{name} contains {bad} NaN or infinite entries (shape {describe_shape(value.shape)}); "
             "every entry must be finite"

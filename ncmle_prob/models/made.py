@@ -11,7 +11,7 @@ from nflows.transforms.made import MADE as _NflowsMADE
 from nflows.transforms.made import MaskedLinear
 from torch import Tensor, nn
 
-from ..distributions import NoiseConditionalAutoregressive, get_family
+from ..distributions import ConditionalFamily, NoiseConditionalAutoregressive, get_family
 from ..distributions.families.base import check_int
 from .embedding import NoiseEmbedding
 
@@ -57,8 +57,9 @@ class MADE(nn.Module):
 
     The masked network is nflows' ``MADE`` (residual masked blocks) with the noise embedding as
     its context, hidden degrees spread evenly over the inputs, and a direct masked linear
-    connection from inputs to outputs (Germain et al., 2015), so that a linear-Gaussian
-    autoregressive process is represented exactly. Output ``i`` depends on ``x[:i]`` and σ only.
+    connection from the inputs to the location parameters (Germain et al., 2015), so that a
+    linear-Gaussian autoregressive process is represented exactly. Output ``i`` depends on
+    ``x[:i]`` and σ only.
 
     .. math::
 
@@ -78,6 +79,9 @@ class MADE(nn.Module):
             activations give smooth scores, which Langevin samplers prefer.
         dropout: dropout probability inside the blocks.
         residual: residual masked blocks (nflows' default) or plain feed-forward blocks.
+        linear_skip: add a strictly lower-triangular linear map of ``x`` (D × D) to every
+            location parameter. It costs a D × D product per call, which dominates at large D
+            with a narrow network (see ``benchmarks/``); turn it off for speed there.
 
     Example:
         >>> _ = torch.manual_seed(0)
@@ -101,6 +105,7 @@ class MADE(nn.Module):
         activation: str = "elu",
         dropout: float = 0.0,
         residual: bool = True,
+        linear_skip: bool = True,
     ) -> None:
         super().__init__()
         features = check_int("features", features, 1)
@@ -116,7 +121,6 @@ class MADE(nn.Module):
         self.family = get_family(family, components=components, bins=bins)
         self.event_shape = torch.Size([int(features)])
         self.embedding = NoiseEmbedding(noise_features)
-        out = int(features) * self.family.num_params
         self.net = _NflowsMADE(
             features=int(features),
             hidden_features=int(hidden_features),
@@ -128,14 +132,19 @@ class MADE(nn.Module):
             dropout_probability=dropout,
         )
         _spread_hidden_degrees(self.net, int(features))
-        self.skip = MaskedLinear(
-            in_degrees=torch.arange(1, int(features) + 1),
-            out_features=out,
-            autoregressive_features=int(features),
-            random_mask=False,
-            is_output=True,
-            bias=False,
-        )
+        self.skip: MaskedLinear | None = None
+        if linear_skip:
+            self.skip = MaskedLinear(
+                in_degrees=torch.arange(1, int(features) + 1),
+                out_features=int(features),
+                autoregressive_features=int(features),
+                random_mask=False,
+                is_output=True,
+                bias=False,
+            )
+            loc_mask = torch.zeros(self.family.num_params)
+            loc_mask[self.family.location_params] = 1.0
+            self.register_buffer("_loc_mask", loc_mask, persistent=False)
         self._config: dict[str, Any] = {
             "features": int(features),
             "hidden_features": int(hidden_features),
@@ -145,6 +154,7 @@ class MADE(nn.Module):
             "activation": activation,
             "dropout": float(dropout),
             "residual": bool(residual),
+            "linear_skip": bool(linear_skip),
         }
 
     @property
@@ -155,8 +165,57 @@ class MADE(nn.Module):
     def conditional_params(self, x: Tensor, sigma: Tensor) -> Tensor:
         """Raw family parameters, shape ``(N, D, num_params)``; row ``i`` sees ``x[:, :i]``."""
         context = self.embedding(sigma)
-        out = self.net(x, context) + self.skip(x)
-        return out.view(x.shape[0], self.event_shape[0], self.family.num_params)
+        out = self.net(x, context).view(x.shape[0], self.event_shape[0], self.family.num_params)
+        if self.skip is not None:
+            out = out + self.skip(x).unsqueeze(-1) * self._loc_mask
+        return out
+
+    @torch.no_grad()
+    def ancestral_sample(
+        self, family: ConditionalFamily, sigma: Tensor, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """D sequential draws, shape ``(N, D)``, with the network's work cached across steps.
+
+        Output ``i`` depends on ``x[:, :i]`` only, so step ``i`` needs the initial layer's
+        pre-activation updated by the rank-one term :math:`x_{i-1} W_0[:, i-1]` (not
+        recomputed), the hidden blocks, and only the ``num_params`` rows of the output layer
+        (and the one row of the skip connection) that belong to dimension ``i``. Masked weights
+        and the σ context are computed once. The draws equal those of the generic loop of
+        :class:`~ncmle_prob.distributions.NoiseConditionalAutoregressive` (same generator
+        stream; equal up to floating-point rounding).
+        """
+        net, act = self.net, self.net.activation
+        n, d, p = sigma.shape[0], self.event_shape[0], family.num_params
+        context = self.embedding(sigma)
+        w0 = net.initial_layer.weight * net.initial_layer.mask
+        h0 = net.initial_layer.bias + act(net.context_layer(context))  # pre-activation at x = 0
+        blocks = []
+        for block in net.blocks:
+            if net.use_residual_blocks:
+                l1, l2 = block.linear_layers
+                ctx = block.context_layer(context)
+                blocks.append((block, l1.weight * l1.mask, l2.weight * l2.mask, ctx))
+            else:
+                blocks.append((block, block.linear.weight * block.linear.mask, None, None))
+        wf = (net.final_layer.weight * net.final_layer.mask).view(d, p, -1)
+        bf = net.final_layer.bias.view(d, p)
+        ws = None if self.skip is None else self.skip.weight * self.skip.mask
+        x = torch.zeros(n, d, dtype=context.dtype, device=context.device)
+        for i in range(d):
+            t = h0 if net.use_residual_blocks else act(h0)
+            for block, w1, w2, ctx in blocks:
+                if w2 is None:  # feed-forward block: dropout(act(W t + b))
+                    t = block.dropout(act(torch.addmm(block.linear.bias, t, w1.t())))
+                    continue
+                u = torch.addmm(block.linear_layers[0].bias, act(t), w1.t()) + ctx
+                u = block.dropout(act(u))
+                t = t + torch.addmm(block.linear_layers[1].bias, u, w2.t())
+            out = torch.addmm(bf[i], t, wf[i].t())
+            if ws is not None and i:
+                out = out + (x[:, :i] @ ws[i, :i]).unsqueeze(-1) * self._loc_mask
+            x[:, i] = family.sample(out, sigma, generator)
+            h0 = torch.addr(h0, x[:, i], w0[:, i])
+        return x
 
     def forward(
         self, sigma: float | Tensor = 0.0, validate_args: bool | None = None

@@ -47,6 +47,16 @@ class ConditionalFamily(abc.ABC):
     def num_params(self) -> int:
         """Number of raw network outputs per dimension."""
 
+    @property
+    def location_params(self) -> slice:
+        """Indices (into the last dim of ``params``) of the location parameters.
+
+        Models with a direct linear autoregressive connection (``MADE(linear_skip=True)``)
+        add it to these entries: a shift of every component's location by the same linear
+        function of :math:`x_{<i}`.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not declare location_params")
+
     @abc.abstractmethod
     def log_prob(self, params: Tensor, x: Tensor, sigma: Tensor) -> Tensor:
         """Elementwise log density of ``x`` under the conditionals given by ``params``."""

@@ -44,6 +44,10 @@ class Gaussian(ConditionalFamily):
     def num_params(self) -> int:
         return 2
 
+    @property
+    def location_params(self) -> slice:
+        return slice(0, 1)
+
     def log_prob(self, params: Tensor, x: Tensor, sigma: Tensor) -> Tensor:
         loc, log_scale = params.unbind(-1)
         return _normal_log_pdf(x, loc, log_scale.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX))
@@ -72,6 +76,10 @@ class GaussianMixture(ConditionalFamily):
     @property
     def num_params(self) -> int:
         return 3 * self.components
+
+    @property
+    def location_params(self) -> slice:
+        return slice(self.components, 2 * self.components)
 
     def config(self) -> dict[str, object]:
         return {"family": self.name, "components": self.components}

@@ -44,6 +44,10 @@ class LogisticMixture(ConditionalFamily):
     def num_params(self) -> int:
         return 3 * self.components
 
+    @property
+    def location_params(self) -> slice:
+        return slice(self.components, 2 * self.components)
+
     def config(self) -> dict[str, object]:
         return {"family": self.name, "components": self.components}
 
