@@ -1,4 +1,4 @@
-"""The ``ncmle`` command: ``train``, ``evaluate``, ``sample`` and ``demo``.
+"""The ``ncmle`` command: ``train``, ``evaluate``, ``sample``, ``restore`` and ``demo``.
 
 User mistakes (bad arguments, unknown data set or option, missing or damaged checkpoint,
 missing data files) print one line ``ncmle: error: ...`` and exit with status 2; set
@@ -20,16 +20,20 @@ __all__ = ["build_parser", "main"]
 def build_parser() -> argparse.ArgumentParser:
     """The ``ncmle`` argument parser."""
     from .. import __version__
+    from ..infer import cli_restore
     from . import demo, evaluate, sample, train
 
     parser = Parser(
         prog="ncmle",
-        description="Noise-conditional autoregressive models: train, evaluate, sample, demo.",
+        description="Noise-conditional autoregressive models: train, evaluate, sample, restore, "
+        "demo.",
     )
     parser.add_argument("--version", action="version", version=f"ncmle_prob {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for module in (train, evaluate, sample, demo):
+    for module in (train, evaluate, sample):
         module.add_parser(sub)
+    cli_restore.add_restore_subparser(sub)
+    demo.add_parser(sub)
     return parser
 
 

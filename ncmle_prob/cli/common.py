@@ -72,14 +72,7 @@ def _coerce(kind: type, key: str, text: str) -> Any:
 
 def parse_options(method: str, pairs: list[str]) -> dict[str, Any]:
     """Parses ``key=value`` sampler options with the registry's declared types."""
-    try:
-        from .. import samplers
-    except ImportError:
-        if pairs:
-            raise CLIError(
-                "sampler options need ncmle_prob.samplers, which is not available"
-            ) from None
-        return {}
+    from .. import samplers
     if method not in samplers.available():
         raise CLIError(
             f"unknown sampler {method!r}; choose from {', '.join(samplers.available())}"

@@ -6,12 +6,20 @@ import argparse
 import math
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from .common import CLIError, make_generator, parse_options, say
 
 __all__ = ["add_parser", "draw", "run"]
+
+
+def _sampler_names() -> list[str]:
+    from .. import (
+        infer,  # noqa: F401  (registers the Pyro MCMC kernels as samplers)
+        samplers,
+    )
+
+    return samplers.available()
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -26,7 +34,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("checkpoint", help="checkpoint file (last.pt)")
     p.add_argument("--num", "-n", type=int, default=64, help="number of samples")
     p.add_argument("--sigma", type=float, default=0.0, help="noise level of the target")
-    p.add_argument("--method", default="ancestral", help="sampler name (see the registry)")
+    p.add_argument("--method", default="ancestral",
+                   help="sampler: " + ", ".join(_sampler_names()))
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="sampler option (repeatable); see ncmle_prob.samplers.options(NAME)")
     p.add_argument("--out", default="samples.png", help="PNG path")
@@ -38,16 +47,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def draw(model: nn.Module, num: int, sigma: float, method: str, options: dict[str, Any],
          seed: int) -> Tensor:
-    """``num`` samples of ``model(sigma)`` with the named sampler (ancestral without registry)."""
+    """``num`` samples of ``model(sigma)`` with the named sampler of the registry."""
+    from .. import samplers
+
     dist = model(sigma)
     g = make_generator(seed, dist.device)
-    with torch.no_grad():
-        try:
-            from .. import samplers
-        except ImportError:
-            if method != "ancestral":
-                raise CLIError(f"sampler {method!r} needs ncmle_prob.samplers") from None
-            return dist.sample((num,), generator=g)
     return samplers.sample(dist, num, method=method, generator=g, **options)
 
 
