@@ -4,12 +4,17 @@ Every figure is a *paired ratio* of functions timed side by side, in interleaved
 process (see ``_timing.py``); absolute times are printed only for orientation. The three models
 are matched layer for layer at each hidden size H (family ``"gaussian"``, ELU):
 
-* ours: ``MADE(D, hidden_features=H, num_blocks=2)`` -- nflows' residual MADE with the σ
-  embedding as context, plus the direct masked input->output ``skip`` layer;
+* ours: ``MADE(D, hidden_features=H, num_blocks=2)`` (the default) -- nflows' residual MADE
+  with the σ embedding as context, plus the D x D masked linear skip into the locations;
 * zuko: ``MAF(D, transforms=1, hidden_features=(H, H), residual=True, activation=nn.ELU)``
-  (initial masked layer, two residual blocks, output layer; no context);
+  (initial masked layer, two two-layer residual blocks, output layer; no context);
 * nflows: ``MaskedAutoregressiveFlow(D, H, num_layers=1, num_blocks_per_layer=2,
   activation=F.elu)`` (the same MADE as ours without context and skip).
+
+All three have 6 masked linear layers. The ``depth`` section (``_depth.py``) adds 3-layer
+models (ours ``num_blocks=1, residual=False``; zuko ``(H, H)`` without residual blocks; nflows
+one feed-forward block), a plain 6-layer zuko ``(H,) * 5``, and ours with and without the
+linear skip.
 
 Run ``python benchmarks/bench_core.py`` (a few minutes on one core) or ``--quick`` (seconds,
 a smoke test of the script, not a measurement). zuko is optional (``pip install zuko``); its
@@ -33,8 +38,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _depth import section_depth
 from _memory import peak_growth, run_children
-from _timing import Ratio, Timings, interleaved
+from _report import Verdicts, fmt, inverse, ratio, table
+from _report import check as _check
+from _timing import interleaved
 
 from ncmle_prob.models import MADE
 
@@ -212,50 +220,22 @@ def measure_memory(libs: list[str], d: int, h: int, n: int) -> dict[str, dict[st
 
 
 # ---------------------------------------------------------------------- report
-def fmt(r: Ratio | None) -> str:
-    return "n/a" if r is None else format(r)
-
-
-def _ratio(t: Timings, a: str, b: str, scale: float = 1.0) -> Ratio | None:
-    return t.ratio(a, b, scale) if a in t.times and b in t.times else None
-
-
-def _inverse(r: Ratio | None) -> Ratio | None:
-    """Throughput ratio from a time ratio: t(them)/t(ours) = 1 / (t(ours)/t(them))."""
-    return None if r is None else Ratio(1 / r.median, 1 / r.high, 1 / r.low)
-
-
-def table(title: str, header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
-    line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
-    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    return "\n".join([f"\n## {title}\n", line(header), sep, *map(line, rows)])
-
-
-Verdicts = list[str]
-
-
-def _check(verdicts: Verdicts, name: str, r: Ratio | None, ok: bool | None, rule: str) -> None:
-    if r is not None and ok is not None:
-        verdicts.append(f"{'met   ' if ok else 'MISSED'} {name} {rule}: {r}")
-
-
 def section_logprob(cfg: Config, results: dict[str, object], verdicts: Verdicts) -> None:
     """log_prob vs the bare networks, score vs log_prob, and throughput vs zuko/nflows."""
     rows, srows = [], []
     for d, h, b in cfg.logprob:
         t = interleaved(logprob_fns(d, h, b), repeats=cfg.repeats, min_time=cfg.min_time)
         r = {
-            "lp/net": _ratio(t, "ours.lp", "ours.net"),
-            "bound/net": _ratio(t, "ours.lp_bound", "ours.net"),
-            "net/raw": _ratio(t, "ours.net", "ours.raw"),
-            "zuko lp/net": _ratio(t, "zuko.lp", "zuko.net"),
-            "nflows lp/net": _ratio(t, "nflows.lp", "nflows.net"),
-            "thr vs zuko": _inverse(_ratio(t, "ours.lp", "zuko.lp")),
-            "thr vs nflows": _inverse(_ratio(t, "ours.lp", "nflows.lp")),
-            "score ours": _ratio(t, "ours.score", "ours.lp_bound"),
-            "score zuko": _ratio(t, "zuko.score", "zuko.lp"),
-            "score nflows": _ratio(t, "nflows.score", "nflows.lp"),
+            "lp/net": ratio(t, "ours.lp", "ours.net"),
+            "bound/net": ratio(t, "ours.lp_bound", "ours.net"),
+            "net/raw": ratio(t, "ours.net", "ours.raw"),
+            "zuko lp/net": ratio(t, "zuko.lp", "zuko.net"),
+            "nflows lp/net": ratio(t, "nflows.lp", "nflows.net"),
+            "thr vs zuko": inverse(ratio(t, "ours.lp", "zuko.lp")),
+            "thr vs nflows": inverse(ratio(t, "ours.lp", "nflows.lp")),
+            "score ours": ratio(t, "ours.score", "ours.lp_bound"),
+            "score zuko": ratio(t, "zuko.score", "zuko.lp"),
+            "score nflows": ratio(t, "nflows.score", "nflows.lp"),
         }
         key = f"D={d} H={h} B={b}"
         results[key] = {k: None if v is None else vars(v) for k, v in r.items()}
@@ -355,8 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=None, help="interleaved rounds per size")
     p.add_argument(
         "--sections",
-        default="logprob,sample,memory",
-        help="comma-separated subset of logprob,sample,memory",
+        default="logprob,depth,sample,memory",
+        help="comma-separated subset of logprob,depth,sample,memory",
     )
     p.add_argument("--json", type=Path, default=None, help="also write raw figures here")
     p.add_argument(
@@ -370,8 +350,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads < 1:
         p.error(f"--threads must be >= 1, got {args.threads}")
     sections = set(args.sections.split(","))
-    if not sections <= {"logprob", "sample", "memory"}:
-        p.error(f"--sections must be a subset of logprob,sample,memory, got {args.sections!r}")
+    if not sections <= {"logprob", "depth", "sample", "memory"}:
+        p.error(
+            f"--sections must be a subset of logprob,depth,sample,memory, got {args.sections!r}"
+        )
     cfg = QUICK if args.quick else FULL
     if args.repeats is not None:
         cfg = Config(cfg.logprob, cfg.sample, cfg.memory, args.repeats, args.repeats, cfg.min_time)
@@ -392,6 +374,8 @@ def main(argv: list[str] | None = None) -> int:
     verdicts: Verdicts = []
     if "logprob" in sections:
         section_logprob(cfg, results, verdicts)
+    if "depth" in sections:
+        section_depth(cfg.logprob, cfg.repeats, cfg.min_time, results, verdicts)
     if "sample" in sections:
         section_sample(cfg, results, verdicts)
     if "memory" in sections:

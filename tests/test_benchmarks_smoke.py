@@ -70,3 +70,17 @@ def test_score_sampling_memory_and_goals_are_reported(quick_output: str) -> None
     assert memory["nflows"][4] == "yes"
     goals = quick_output.split("## goals", 1)[1]
     assert re.search(r"(met   |MISSED) D=8 H=16 B=32 model\(s\)\.log_prob / net", goals), goals
+
+
+def test_matched_depth_table_counts_equal_layers(quick_output: str) -> None:
+    rows = _rows(quick_output, "log_prob throughput at matched depth")
+    assert [r[0] for r in rows] == ["3", "6"]
+    # The layer counts are counted from the built modules, so a mismatched config would show.
+    layers = {r[0]: r[4] for r in rows}
+    assert layers["3"] in ("3/3/-/3", "3/-/-/3"), layers  # "-": zuko not installed
+    assert layers["6"] in ("6/6/6/6", "6/-/-/6"), layers
+    for row in rows:
+        assert re.fullmatch(RATIO, row[6]), row  # skip cost
+        assert re.fullmatch(RATIO, row[-1]), row  # nflows / ours
+    goals = quick_output.split("## goals", 1)[1]
+    assert re.search(r"(met   |MISSED) depth 3, ours vs nflows: throughput >= 1\.0", goals)
