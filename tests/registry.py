@@ -207,3 +207,52 @@ EXAMPLES.append(
 def by_id(ids: list[str] | None = None) -> list[Example]:
     """Entries with the given ids (all when ``None``), for ``pytest.mark.parametrize``."""
     return [e for e in EXAMPLES if ids is None or e.id in ids]
+
+
+# Flow compositions: a noise-conditional base pushed through torch/Pyro transforms (change of
+# variables with the noise in the base space): mixture oracles through a spline (1-D) and a
+# correlating affine map (2-D), with exact samplers, and an affine map over a MADE.
+def _composed_oracle(dim: int, sigma: list[float]) -> Callable[
+    [torch.dtype, torch.device], NoiseConditionalDistribution
+]:
+    from pyro.distributions.transforms import LowerCholeskyAffine, Spline
+
+    from ncmle_prob.distributions import TransformedNoiseConditional
+
+    def make(dtype: torch.dtype, device: torch.device) -> NoiseConditionalDistribution:
+        base = _oracle_mixture(dim, sigma)(dtype, device)
+        if dim == 1:
+            # A random rational-quadratic spline (Pyro's; identity outside [-3, 3]): curved
+            # but unbounded, with log-slopes within about ±2 so the generic grid resolves it.
+            flow = [seeded(5, lambda: Spline(1, count_bins=6, bound=3.0)).to(device, dtype)]
+        else:
+            # A full (correlating) affine map: the grid resolves it exactly in 2-D, where a
+            # spline's sharp slope changes need a finer grid than the generic test uses.
+            tril = torch.tensor([[1.2, 0.0], [0.7, 0.5]], dtype=dtype, device=device)
+            flow = [LowerCholeskyAffine(torch.full((dim,), 0.3, dtype=dtype, device=device),
+                                        tril)]
+        return TransformedNoiseConditional(base, flow)
+
+    return make
+
+
+def _composed_made(sigma: float) -> Callable[
+    [torch.dtype, torch.device], NoiseConditionalDistribution
+]:
+    from torch.distributions import transforms as T
+
+    from ncmle_prob.distributions import TransformedNoiseConditional
+
+    def make(dtype: torch.dtype, device: torch.device) -> NoiseConditionalDistribution:
+        base = _made(2, "logistic_mixture", sigma, seed=4)(dtype, device)
+        scale = torch.tensor([1.5, 0.5], dtype=dtype, device=device)
+        return TransformedNoiseConditional(base, T.AffineTransform(0.1, scale, event_dim=1))
+
+    return make
+
+
+EXAMPLES += [
+    Example("composed-oracle-mixture-1d-spline", _composed_oracle(1, [0.0, 0.3, 1.0]), dim=1),
+    Example("composed-oracle-mixture-2d-affine", _composed_oracle(2, [0.2, 0.6]), dim=2),
+    Example("composed-made-2d-affine", _composed_made(0.3), dim=2),
+]
