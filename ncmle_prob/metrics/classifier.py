@@ -24,14 +24,16 @@ SHIPPED = ("digits", "mnist")
 class FeatureClassifier(nn.Module):
     """A small CNN for ``(N, 1, H, W)`` images in [-1, 1] with a ``features`` head.
 
-    Three 3×3 convolutions (one 2× max-pool), a 2×2 adaptive average pool and a hidden layer
-    of ``feature_dim`` units, whose ReLU activations are the metric's feature space.
+    Three 3×3 convolutions (one 2× max-pool), a ``pool``×``pool`` adaptive average pool and a
+    hidden layer of ``feature_dim`` units, whose ReLU activations are the metric's feature
+    space.
 
     Args:
         image_size: ``(H, W)``.
         num_classes: output classes.
         width: channels of the convolutions.
         feature_dim: size of the feature space.
+        pool: side of the adaptive average pool before the hidden layer.
 
     Example:
         >>> net = FeatureClassifier((8, 8))
@@ -45,19 +47,22 @@ class FeatureClassifier(nn.Module):
         num_classes: int = 10,
         width: int = 32,
         feature_dim: int = 128,
+        pool: int = 2,
     ) -> None:
         super().__init__()
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.conv1 = nn.Conv2d(1, width, 3, padding=1)
         self.conv2 = nn.Conv2d(width, 2 * width, 3, padding=1)
         self.conv3 = nn.Conv2d(2 * width, 2 * width, 3, padding=1)
-        self.hidden = nn.Linear(8 * width, feature_dim)
+        self.pool = int(pool)
+        self.hidden = nn.Linear(2 * width * self.pool**2, feature_dim)
         self.out = nn.Linear(feature_dim, num_classes)
         self.config: dict[str, Any] = {
             "image_size": list(self.image_size),
             "num_classes": int(num_classes),
             "width": int(width),
             "feature_dim": int(feature_dim),
+            "pool": self.pool,
         }
 
     def _check(self, x: Tensor) -> None:
@@ -74,7 +79,7 @@ class FeatureClassifier(nn.Module):
         h = F.relu(self.conv1(x))
         h = F.max_pool2d(F.relu(self.conv2(h)), 2)
         h = F.relu(self.conv3(h))
-        h = F.adaptive_avg_pool2d(h, 2).flatten(1)
+        h = F.adaptive_avg_pool2d(h, self.pool).flatten(1)
         return F.relu(self.hidden(h))
 
     def forward(self, x: Tensor) -> Tensor:

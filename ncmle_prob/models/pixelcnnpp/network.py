@@ -277,10 +277,15 @@ class PixelCNNPP(nn.Module):
 
     @torch.no_grad()
     def naive_ancestral_sample(
-        self, family: Any, sigma: Tensor, generator: torch.Generator | None = None
+        self,
+        family: Any,
+        sigma: Tensor,
+        generator: torch.Generator | None = None,
+        max_rows: int | None = None,
     ) -> Tensor:
-        """The same draws as :meth:`ancestral_sample` by full re-evaluation per dimension."""
-        return naive_ancestral_sample(self, family, sigma, generator)
+        """The same draws as :meth:`ancestral_sample` by full re-evaluation per dimension
+        (``max_rows``: stop after that many rows, for timing)."""
+        return naive_ancestral_sample(self, family, sigma, generator, max_rows)
 
     def forward(
         self, sigma: float | Tensor = 0.0, validate_args: bool | None = None
