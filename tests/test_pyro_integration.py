@@ -323,7 +323,9 @@ def test_nuts_runs_on_discretized_family_at_positive_sigma(device: torch.device)
     def model() -> None:
         pyro.sample("x", made(0.05))
 
-    mcmc = MCMC(NUTS(model), num_samples=20, warmup_steps=20, disable_progbar=True)
+    # 20 warm-up steps sometimes leave NUTS with a step size too large for this random,
+    # sharply peaked density (every proposal rejected, seen for some seeds); 60 adapt reliably.
+    mcmc = MCMC(NUTS(model), num_samples=20, warmup_steps=60, disable_progbar=True)
     mcmc.run()
     x = mcmc.get_samples()["x"]
     assert x.shape == (20, 2) and bool(torch.isfinite(x).all())

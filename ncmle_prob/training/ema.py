@@ -30,7 +30,7 @@ class EMA:
         ...     _ = net.weight.fill_(2.0)
         >>> w0 = float(ema.shadow["weight"])
         >>> ema.update(net)
-        >>> float(ema.shadow["weight"]) == 0.5 * w0 + 0.5 * 2.0
+        >>> abs(float(ema.shadow["weight"]) - (0.5 * w0 + 0.5 * 2.0)) < 1e-6
         True
     """
 
