@@ -2,5 +2,6 @@
 
 from .embedding import NoiseEmbedding
 from .made import MADE
+from .pixelcnnpp import PixelCNNPP
 
-__all__ = ["MADE", "NoiseEmbedding"]
+__all__ = ["MADE", "NoiseEmbedding", "PixelCNNPP"]
