@@ -144,7 +144,7 @@ def save_grid(x: torch.Tensor, path: Path) -> None:
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < k:
-            ax.imshow(x[i, 0].cpu().clamp(-1, 1), cmap="gray", vmin=-1, vmax=1)
+            ax.imshow(x[i, 0].cpu().clamp(-1, 1).numpy(), cmap="gray", vmin=-1, vmax=1)
     fig.tight_layout(pad=0.1)
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=80)
