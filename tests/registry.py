@@ -158,7 +158,7 @@ def made_model(features: int, family: str, seed: int = 0, gain: float = 0.5) -> 
 
     def build() -> MADE:
         model = MADE(features, hidden_features=16, num_blocks=1, family=family,
-                     **FAMILY_OPTIONS[family])
+                     linear_skip=True, **FAMILY_OPTIONS[family])
         with torch.no_grad():
             model.net.final_layer.weight.mul_(gain)
             model.net.final_layer.bias.mul_(gain)

@@ -52,7 +52,7 @@ def test_fit_recovers_noisy_gaussian_likelihoods(device: torch.device) -> None:
         exact = float(bits_per_dim(oracle, noisy, s).mean())
         assert got[s] == pytest.approx(exact, abs=0.06), (s, got[s], exact)
     # evaluate_bits_per_dim outside fit reproduces fit's final evaluation (same keyed noise)
-    again = evaluate_bits_per_dim(model, test.to(model.skip.weight.device), [0.0, 0.5])
+    again = evaluate_bits_per_dim(model, test.to(next(model.parameters()).device), [0.0, 0.5])
     assert again == pytest.approx(got, abs=1e-5)
     # history: windows of 10 steps with finite losses that went down
     assert len(hist.train) == 30 and all(math.isfinite(r["loss"]) for r in hist.train)
@@ -131,7 +131,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path) -> None:
             good.update(_params(model))
         if step == 6:  # a parameter goes NaN: the next loss is NaN
             with torch.no_grad():
-                model.skip.weight.fill_(float("nan"))
+                model.net.final_layer.weight.fill_(float("nan"))
 
     with pytest.raises(NonFiniteLossError, match=r"loss became nan at step 7.*last good "
                        r"checkpoint is .*last.pt \(step 4\)"):

@@ -56,10 +56,10 @@ class MADE(nn.Module):
     """A noise-conditional MADE: ``model(sigma)`` returns :math:`p_\\theta(\\cdot \\mid \\sigma)`.
 
     The masked network is nflows' ``MADE`` (residual masked blocks) with the noise embedding as
-    its context, hidden degrees spread evenly over the inputs, and a direct masked linear
-    connection from the inputs to the location parameters (Germain et al., 2015), so that a
-    linear-Gaussian autoregressive process is represented exactly. Output ``i`` depends on
-    ``x[:i]`` and σ only.
+    its context and hidden degrees spread evenly over the inputs; optionally
+    (``linear_skip=True``) a direct masked linear connection from the inputs to the location
+    parameters (Germain et al., 2015) represents a linear-Gaussian autoregressive process
+    exactly. Output ``i`` depends on ``x[:i]`` and σ only.
 
     .. math::
 
@@ -80,8 +80,8 @@ class MADE(nn.Module):
         dropout: dropout probability inside the blocks.
         residual: residual masked blocks (nflows' default) or plain feed-forward blocks.
         linear_skip: add a strictly lower-triangular linear map of ``x`` (D × D) to every
-            location parameter. It costs a D × D product per call, which dominates at large D
-            with a narrow network (see ``benchmarks/``); turn it off for speed there.
+            location parameter. Off by default: the D × D product costs 1.5-1.8x in
+            ``log_prob`` at D = 784 with 256 hidden units (``benchmarks/README.md``).
 
     Example:
         >>> _ = torch.manual_seed(0)
@@ -105,7 +105,7 @@ class MADE(nn.Module):
         activation: str = "elu",
         dropout: float = 0.0,
         residual: bool = True,
-        linear_skip: bool = True,
+        linear_skip: bool = False,
     ) -> None:
         super().__init__()
         features = check_int("features", features, 1)
