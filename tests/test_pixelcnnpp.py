@@ -225,3 +225,15 @@ def test_every_registered_sampler_runs(device) -> None:
         assert x.shape == (3, 1, 4, 4), name
         assert torch.isfinite(x).all(), name
         assert torch.isin(x, levels).all(), name
+
+
+def test_generic_loop_follows_the_model_order_for_colour_images() -> None:
+    # Colour images are sampled pixel by pixel with the channels inside each pixel, not in the
+    # flat (C, H, W) order; the distribution's generic loop must follow model.order() and then
+    # draw exactly what the cached sampler draws (same generator stream, float64).
+    torch.manual_seed(0)
+    model = PixelCNNPP((3, 4, 4), filters=8, resnets=1, bins=5, components=2).double()
+    sigma = torch.tensor([0.0, 0.0, 0.3], dtype=torch.float64)
+    cached = model.ancestral_sample(model.family, sigma, torch.Generator().manual_seed(1))
+    generic = model(sigma)._ancestral_loop(sigma, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(generic, cached, rtol=0, atol=1e-12)

@@ -23,7 +23,8 @@ class AutoregressiveConditioner(Protocol):
     ``(N, *event_shape, family.num_params)``, where the parameters of dimension ``i`` (in the
     flattened event) depend only on ``x[:, :i]`` and σ. A conditioner may also define
     ``ancestral_sample(family, sigma, generator)`` to replace the generic sequential loop
-    (e.g. with activation caching).
+    (e.g. with activation caching), and ``order()`` returning the flat event indices in
+    autoregressive order when it is not ``0, 1, ..., D-1`` (e.g. channels within pixels).
     """
 
     event_shape: torch.Size
@@ -125,7 +126,9 @@ class NoiseConditionalAutoregressive(NoiseConditionalDistribution):
         n, d = sigma.shape[0], self.num_dims
         x = torch.zeros((n, *self.event_shape), dtype=self.dtype, device=self.device)
         flat = x.view(n, d)
-        for i in range(d):
+        order = getattr(self.conditioner, "order", None)
+        positions = order().tolist() if order is not None else range(d)
+        for i in positions:
             params = self.conditioner.conditional_params(x, sigma).reshape(n, d, -1)
             flat[:, i] = self.family.sample(params[:, i], sigma, generator)
         return x
