@@ -90,6 +90,59 @@ def check_int(name: str, value: object, minimum: int) -> int:
     return int(value)  # type: ignore[arg-type]
 
 
+class MixtureFamily(ConditionalFamily):
+    """A mixture of ``components`` location-scale densities,
+    :math:`p(x_i) = \\sum_k \\pi_k\\, s_k^{-1} f\big((x_i - \\mu_k)/s_k\big)`.
+
+    ``params = (logits[K], mu[K], log s[K])``, ``log s`` clamped to [-7, 7]. Subclasses give
+    the standard density :math:`f` (:meth:`_component_log_pdf`) and a standard draw
+    (:meth:`_standard_draw`).
+    """
+
+    def __init__(self, components: int = 5) -> None:
+        self.components = check_int("components", components, 1)
+
+    @property
+    def num_params(self) -> int:
+        return 3 * self.components
+
+    @property
+    def location_params(self) -> slice:
+        return slice(self.components, 2 * self.components)
+
+    def config(self) -> dict[str, object]:
+        return {"family": self.name, "components": self.components}
+
+    def _split(self, params: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(log weights, locations, clamped log scales), each ``(..., K)``."""
+        logits, loc, log_scale = params.split(self.components, dim=-1)
+        return torch.log_softmax(logits, -1), loc, log_scale.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX)
+
+    @abc.abstractmethod
+    def _component_log_pdf(self, x: Tensor, loc: Tensor, log_scale: Tensor) -> Tensor:
+        """Elementwise log density of the components at ``x``."""
+
+    @abc.abstractmethod
+    def _standard_draw(
+        self, shape: torch.Size, like: Tensor, generator: torch.Generator | None
+    ) -> Tensor:
+        """Draws of the standard (location 0, scale 1) component law."""
+
+    def log_prob(self, params: Tensor, x: Tensor, sigma: Tensor) -> Tensor:
+        log_w, loc, log_scale = self._split(params)
+        comp = self._component_log_pdf(x.unsqueeze(-1), loc, log_scale)
+        return torch.logsumexp(log_w + comp, dim=-1)
+
+    def sample(
+        self, params: Tensor, sigma: Tensor, generator: torch.Generator | None = None
+    ) -> Tensor:
+        log_w, loc, log_scale = self._split(params)
+        k = pick_component(log_w, generator).unsqueeze(-1)
+        mu = loc.gather(-1, k).squeeze(-1)
+        s = torch.exp(log_scale.gather(-1, k).squeeze(-1))
+        return mu + s * self._standard_draw(mu.shape, mu, generator)
+
+
 def register_family(cls: type[ConditionalFamily]) -> type[ConditionalFamily]:
     """Class decorator adding a family to the by-name registry."""
     if cls.name in _FAMILIES:

@@ -12,8 +12,7 @@ from .base import (
     LOG_SCALE_MAX,
     LOG_SCALE_MIN,
     ConditionalFamily,
-    check_int,
-    pick_component,
+    MixtureFamily,
     register_family,
 )
 
@@ -61,44 +60,19 @@ class Gaussian(ConditionalFamily):
 
 
 @register_family
-class GaussianMixture(ConditionalFamily):
+class GaussianMixture(MixtureFamily):
     """A mixture of ``components`` Gaussians:
     :math:`p(x_i) = \\sum_k \\pi_k \\mathcal N(x_i; \\mu_k, s_k^2)`.
 
-    ``params = (logits[K], mu[K], log s[K])``.
+    ``params = (logits[K], mu[K], log s[K])``; ``log s`` is clamped to [-7, 7].
     """
 
     name: ClassVar[str] = "gaussian_mixture"
 
-    def __init__(self, components: int = 5) -> None:
-        self.components = check_int("components", components, 1)
+    def _component_log_pdf(self, x: Tensor, loc: Tensor, log_scale: Tensor) -> Tensor:
+        return _normal_log_pdf(x, loc, log_scale)
 
-    @property
-    def num_params(self) -> int:
-        return 3 * self.components
-
-    @property
-    def location_params(self) -> slice:
-        return slice(self.components, 2 * self.components)
-
-    def config(self) -> dict[str, object]:
-        return {"family": self.name, "components": self.components}
-
-    def _split(self, params: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        logits, loc, log_scale = params.split(self.components, dim=-1)
-        return logits, loc, log_scale.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX)
-
-    def log_prob(self, params: Tensor, x: Tensor, sigma: Tensor) -> Tensor:
-        logits, loc, log_scale = self._split(params)
-        comp = _normal_log_pdf(x.unsqueeze(-1), loc, log_scale)
-        return torch.logsumexp(torch.log_softmax(logits, -1) + comp, dim=-1)
-
-    def sample(
-        self, params: Tensor, sigma: Tensor, generator: torch.Generator | None = None
+    def _standard_draw(
+        self, shape: torch.Size, like: Tensor, generator: torch.Generator | None
     ) -> Tensor:
-        logits, loc, log_scale = self._split(params)
-        k = pick_component(logits, generator).unsqueeze(-1)
-        mu = loc.gather(-1, k).squeeze(-1)
-        s = torch.exp(log_scale.gather(-1, k).squeeze(-1))
-        z = torch.randn(mu.shape, dtype=mu.dtype, device=mu.device, generator=generator)
-        return mu + s * z
+        return torch.randn(shape, dtype=like.dtype, device=like.device, generator=generator)

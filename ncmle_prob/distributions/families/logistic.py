@@ -8,15 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import (
-    LOG_SCALE_MAX,
-    LOG_SCALE_MIN,
-    ConditionalFamily,
-    check_int,
-    pick_component,
-    register_family,
-    uniform,
-)
+from .base import MixtureFamily, check_int, register_family, uniform
 
 __all__ = ["DiscretizedLogisticMixture", "LogisticMixture"]
 
@@ -28,7 +20,7 @@ def _logistic_log_pdf(x: Tensor, loc: Tensor, log_scale: Tensor) -> Tensor:
 
 
 @register_family
-class LogisticMixture(ConditionalFamily):
+class LogisticMixture(MixtureFamily):
     """A mixture of ``components`` logistic densities,
     :math:`p(x_i) = \\sum_k \\pi_k \\,\\mathrm{Logistic}(x_i; \\mu_k, s_k)`.
 
@@ -37,37 +29,14 @@ class LogisticMixture(ConditionalFamily):
 
     name: ClassVar[str] = "logistic_mixture"
 
-    def __init__(self, components: int = 5) -> None:
-        self.components = check_int("components", components, 1)
+    def _component_log_pdf(self, x: Tensor, loc: Tensor, log_scale: Tensor) -> Tensor:
+        return _logistic_log_pdf(x, loc, log_scale)
 
-    @property
-    def num_params(self) -> int:
-        return 3 * self.components
-
-    @property
-    def location_params(self) -> slice:
-        return slice(self.components, 2 * self.components)
-
-    def config(self) -> dict[str, object]:
-        return {"family": self.name, "components": self.components}
-
-    def _split(self, params: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        logits, loc, log_scale = params.split(self.components, dim=-1)
-        return torch.log_softmax(logits, -1), loc, log_scale.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX)
-
-    def log_prob(self, params: Tensor, x: Tensor, sigma: Tensor) -> Tensor:
-        log_w, loc, log_scale = self._split(params)
-        return torch.logsumexp(log_w + _logistic_log_pdf(x.unsqueeze(-1), loc, log_scale), -1)
-
-    def sample(
-        self, params: Tensor, sigma: Tensor, generator: torch.Generator | None = None
+    def _standard_draw(
+        self, shape: torch.Size, like: Tensor, generator: torch.Generator | None
     ) -> Tensor:
-        log_w, loc, log_scale = self._split(params)
-        k = pick_component(log_w, generator).unsqueeze(-1)
-        mu = loc.gather(-1, k).squeeze(-1)
-        s = torch.exp(log_scale.gather(-1, k).squeeze(-1))
-        u = uniform(mu.shape, mu, generator, 1e-6 if mu.dtype == torch.float32 else 1e-12)
-        return mu + s * (torch.log(u) - torch.log1p(-u))
+        u = uniform(shape, like, generator, 1e-6 if like.dtype == torch.float32 else 1e-12)
+        return torch.log(u) - torch.log1p(-u)
 
 
 @register_family
