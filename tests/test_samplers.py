@@ -7,12 +7,12 @@ import math
 
 import pytest
 import torch
+from registry import EXAMPLES, Example
 
 from ncmle_prob import samplers
 from ncmle_prob.distributions import NoisyGaussian, NoisyGaussianMixture
 from ncmle_prob.divergences import energy_distance
 from ncmle_prob.samplers import SamplerDivergenceError, schedules
-from tests.registry import EXAMPLES, Example
 
 METHODS = ("ancestral", "annealed_langevin", "score_corrected_ancestral")
 #: Cheap options for contract tests (shapes, devices, reproducibility), not for quality.

@@ -7,13 +7,13 @@ from __future__ import annotations
 import pytest
 import torch
 from pyro.distributions.testing.gof import multinomial_goodness_of_fit
+from registry import made_model
 
 from ncmle_prob import samplers
 from ncmle_prob.data.toy2d import gaussian_mixture
 from ncmle_prob.divergences import energy_distance
 from ncmle_prob.models import MADE
 from ncmle_prob.objectives import NoiseLevelPrior, ncmle_loss
-from tests.registry import made_model
 
 #: Pyro's convention: a correct sampler fails a goodness-of-fit test at this rate.
 TEST_FAILURE_RATE = 1e-3
