@@ -212,16 +212,26 @@ def test_training_step_reduces_loss(device) -> None:
 
 def test_every_registered_sampler_runs(device) -> None:
     # Each registered sampler returns finite draws of the right shape on the grid (σ = 0
-    # target, discretized family: the Langevin samplers finish with Tweedie + snapping).
-    from ncmle_prob import samplers
+    # target, discretized family: the Langevin samplers finish with Tweedie + snapping). The
+    # Pyro MCMC samplers (registered by ncmle_prob.infer; imported here so the list does not
+    # depend on which tests ran before) need a density: at σ = 0 they must refuse with a clear
+    # error, and at σ > 0 they must run.
+    from ncmle_prob import infer, samplers  # noqa: F401
 
     model = _model((1, 4, 4), device)
     dist = model(0.0)
     levels = torch.linspace(-1, 1, 5, dtype=torch.float64, device=device)
     for name in samplers.available():
-        opts = {k: 3 for k in ("steps_per_level", "num_levels") if k in samplers.options(name)}
-        x = samplers.sample(dist, 3, name, generator=torch.Generator(device).manual_seed(0),
-                            **opts)
+        spec = samplers.options(name)
+        opts = {k: 3 for k in ("steps_per_level", "num_levels", "warmup_steps") if k in spec}
+        g = torch.Generator(device).manual_seed(0)
+        if name.startswith("pyro_"):
+            with pytest.raises(ValueError, match="needs a density"):
+                samplers.sample(dist, 3, name, generator=g, **opts)
+            x = samplers.sample(model(0.2), 3, name, generator=g, **opts)
+            assert x.shape == (3, 1, 4, 4) and bool(torch.isfinite(x).all()), name
+            continue
+        x = samplers.sample(dist, 3, name, generator=g, **opts)
         assert x.shape == (3, 1, 4, 4), name
         assert torch.isfinite(x).all(), name
         assert torch.isin(x, levels).all(), name
