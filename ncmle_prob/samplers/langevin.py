@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, Protocol
 
 import torch
 from torch import Tensor
@@ -245,6 +245,43 @@ def step_sizes_for(
     return [step_size * s * s / (last * last) for s in ladder]
 
 
+class _LangevinOptions(Protocol):
+    name: str
+    steps_per_level: int
+    step_size: float | None
+    metropolis: bool
+    denoise: bool | None
+    snap: bool
+
+
+def anneal_and_finish(
+    sampler: _LangevinOptions,
+    dist: NoiseConditionalDistribution,
+    x: Tensor,
+    ladder: Sequence[float],
+    target: float,
+    *,
+    start_sigma: float | None,
+    generator: torch.Generator | None,
+    progress: bool,
+) -> tuple[Tensor, SampleInfo]:
+    """Anneals ``x`` down ``ladder`` with the sampler's Langevin options, then applies the
+    final Tweedie step / grid snap; shared by every sampler built on annealed Langevin."""
+    steps, metropolis = sampler.steps_per_level, sampler.metropolis
+    alphas = step_sizes_for(ladder, steps, sampler.step_size)
+    x, rates = anneal(
+        dist, x, ladder, alphas, steps, metropolis=metropolis,
+        generator=generator, progress=progress, desc=sampler.name,
+    )
+    info = SampleInfo(
+        sampler.name, tuple(ladder), tuple(alphas), steps,
+        None if rates is None else tuple(rates), start_sigma=start_sigma,
+        score_evals=len(ladder) * (steps + int(metropolis)),
+    )
+    x = finish(dist, x, ladder[-1], target, sampler.denoise, sampler.snap, info)
+    return x, info
+
+
 def _check_common(sampler: Sampler, names: Sequence[str]) -> None:
     for name in names:
         value = getattr(sampler, name)
@@ -344,17 +381,9 @@ class AnnealedLangevin(Sampler):
     ) -> tuple[Tensor, SampleInfo]:
         target = resolve_target(dist, self.sigma)
         ladder = self.ladder(target)
-        alphas = step_sizes_for(ladder, self.steps_per_level, self.step_size)
         x = self.initial(dist, num_samples, ladder[0], generator)
-        x, rates = anneal(
-            dist, x, ladder, alphas, self.steps_per_level, metropolis=self.metropolis,
-            generator=generator, progress=progress, desc=self.name,
-        )
-        info = SampleInfo(
-            self.name, tuple(ladder), tuple(alphas), self.steps_per_level,
-            None if rates is None else tuple(rates),
+        return anneal_and_finish(
+            self, dist, x, ladder, target,
             start_sigma=ladder[0] if self.init == "ancestral" else None,
-            score_evals=len(ladder) * (self.steps_per_level + int(self.metropolis)),
+            generator=generator, progress=progress,
         )
-        x = finish(dist, x, ladder[-1], target, self.denoise, self.snap, info)
-        return x, info

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from ..distributions import NoiseConditionalDistribution
-from .langevin import _check_common, anneal, at_level, finish, resolve_target, step_sizes_for
+from .langevin import _check_common, anneal_and_finish, at_level, resolve_target
 from .registry import SampleInfo, Sampler, option, register
 from .schedules import geometric_ladder
 
@@ -114,18 +114,10 @@ class ScoreCorrectedAncestral(Sampler):
         down to the target, then the final step. Diagnostics go to :attr:`info`."""
         target = resolve_target(dist, self.sigma)
         ladder = self.ladder(target)
-        alphas = step_sizes_for(ladder, self.steps_per_level, self.step_size)
-        x, rates = anneal(
-            dist, x, ladder, alphas, self.steps_per_level, metropolis=self.metropolis,
-            generator=generator, progress=progress, desc=self.name,
+        x, self.info = anneal_and_finish(
+            self, dist, x, ladder, target, start_sigma=ladder[0],
+            generator=generator, progress=progress,
         )
-        info = SampleInfo(
-            self.name, tuple(ladder), tuple(alphas), self.steps_per_level,
-            None if rates is None else tuple(rates), start_sigma=ladder[0],
-            score_evals=len(ladder) * (self.steps_per_level + int(self.metropolis)),
-        )
-        x = finish(dist, x, ladder[-1], target, self.denoise, self.snap, info)
-        self.info = info
         return x
 
     def run(
