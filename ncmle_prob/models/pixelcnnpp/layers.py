@@ -51,11 +51,12 @@ def down_shift(x: Tensor, ctx: BandContext | None = None, key: object = None, le
     if ctx is None:
         return F.pad(x, (0, 0, 1, 0))[:, :, :-1]
     a, b = ctx.rows(level)
+    wx = x.shape[3]
     buf = ctx.buffer(key, x, level)
-    buf[:, :, a:b] = x
+    buf[:, :, a:b, :wx] = x
     if a == 0:
-        return F.pad(buf[:, :, : b - 1], (0, 0, 1, 0))
-    return buf[:, :, a - 1 : b - 1]
+        return F.pad(buf[:, :, : b - 1, :wx], (0, 0, 1, 0))
+    return buf[:, :, a - 1 : b - 1, :wx]
 
 
 class BandContext:
@@ -82,17 +83,28 @@ class BandContext:
         #: ``< r``, so all pixels of row ``r`` can share one evaluation of it.
         self.u_values: list[Tensor] = []
         self.reuse_u = False
+        #: Last full-resolution row (exclusive) to evaluate; ``None``: the band's end. No
+        #: layer looks below the current row, so rows ``< stop`` are exact without the rest.
+        self.stop: int | None = None
+        #: Evaluate the horizontal (``ul``) stream on the first ``cols`` columns only
+        #: (full resolution; a multiple of ``2 ** levels`` or the width); ``None``: all.
+        #: Every ``ul`` layer looks only left, so its columns ``< cols`` stay exact.
+        self.cols: int | None = None
 
     def set_band(self, start: int) -> None:
         """Moves the band to full-resolution rows ``[start, start + band)``."""
         if start % self.band:
             raise ValueError(f"start must be a multiple of {self.band}, got {start}")
         self.start = start
+        self.stop = None
+        self.cols = None
 
     def rows(self, level: int) -> tuple[int, int]:
         """Row range ``[a, b)`` of the band at resolution ``level``."""
         stride = 2**level
         end = min(self.start + self.band, self.heights[0])
+        if self.stop is not None:
+            end = min(end, self.stop)
         return self.start // stride, min(-(-end // stride), self.heights[level])
 
     def buffer(self, key: object, like: Tensor, level: int) -> Tensor:
@@ -124,16 +136,17 @@ class _ShiftedConv(nn.Conv2d):
         if kh == 1:
             return super().forward(F.pad(x, (*self._cols, 0, 0)))
         a, b = ctx.rows(self.level)
+        wx = x.shape[3]  # the band may also be cropped to its first columns
         buf = ctx.buffer(self, x, self.level)
-        buf[:, :, a:b] = x
+        buf[:, :, a:b, :wx] = x
         if self.stride[0] == 2:
             # Output rows [a/2, b2) need input rows [a - 1, 2 b2 - 1).
             b2 = ctx.rows(self.level + 1)[1]
             b = 2 * b2 - 1
         if a == 0:
-            inp = F.pad(buf[:, :, :b], (*self._cols, 1, 0))
+            inp = F.pad(buf[:, :, :b, :wx], (*self._cols, 1, 0))
         else:
-            inp = F.pad(buf[:, :, a - 1 : b], (*self._cols, 0, 0))
+            inp = F.pad(buf[:, :, a - 1 : b, :wx], (*self._cols, 0, 0))
         return super().forward(inp)
 
 

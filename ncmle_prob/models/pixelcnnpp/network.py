@@ -201,15 +201,28 @@ class PixelCNNPP(nn.Module):
                 ctx.u_values.append(value)
             return value
 
+        def rows(t: Tensor, level: int) -> Tensor:
+            # An up-sampled band has 2 rows per coarse row: keep the rows being evaluated.
+            if ctx is None:
+                return t
+            a, b = ctx.rows(level)
+            return t[:, :, : b - a]
+
+        def left(t: Tensor, like: Tensor) -> Tensor:
+            # The u stream is evaluated on all columns, the ul stream maybe on the first ones.
+            return t[..., : like.shape[3]]
+
         u = vertical(lambda: down_shift(self.u_init(x_in, ctx), ctx, "u_init"))
         ul = down_shift(self.ul_init_v(x_in, ctx), ctx, "ul_init") + right_shift(
             self.ul_init_h(x_in, ctx)
         )
+        if ctx is not None and ctx.cols is not None:
+            ul = ul[..., : ctx.cols]
         us, uls = [u], [ul]
         for s in range(self.levels + 1):
             for bu, bul in zip(self.up_u[s], self.up_ul[s]):
                 u = vertical(lambda bu=bu, u=u: bu(u, h, None, ctx))
-                ul = bul(ul, h, u, ctx)
+                ul = bul(ul, h, left(u, ul), ctx)
                 us.append(u)
                 uls.append(ul)
             if s < self.levels:
@@ -222,10 +235,10 @@ class PixelCNNPP(nn.Module):
             for bu, bul in zip(self.down_u[s], self.down_ul[s]):
                 skip = us.pop()
                 u = vertical(lambda bu=bu, u=u, skip=skip: bu(u, h, skip, ctx))
-                ul = bul(ul, h, torch.cat([u, uls.pop()], dim=1), ctx)
+                ul = bul(ul, h, torch.cat([left(u, ul), uls.pop()], dim=1), ctx)
             if s > 0:
-                u = vertical(lambda s=s, u=u: self.upsize_u[s - 1](u, ctx))
-                ul = self.upsize_ul[s - 1](ul, ctx)
+                u = vertical(lambda s=s, u=u: rows(self.upsize_u[s - 1](u, ctx), s - 1))
+                ul = rows(self.upsize_ul[s - 1](ul, ctx), s - 1)
         return self.nin_out(F.elu(ul))
 
     def pixel_params(self, out: Tensor, x: Tensor, channel: int | None = None) -> Tensor:

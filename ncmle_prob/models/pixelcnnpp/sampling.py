@@ -6,9 +6,12 @@ channel coupling is applied afterwards); (ii) no layer looks below the current r
 network only needs to run on the *band* of ``2**levels`` rows containing the current pixel,
 reading the row above the band of every layer from a cache (:class:`BandContext`); (iii) the
 vertical (``u``) stream at rows ``<= r`` depends only on rows ``< r``, so it is evaluated once
-per row and reused for every pixel of the row. Per pixel this costs about ``band / H`` of the
-horizontal stream of a full pass. Both samplers consume the generator in the same
-order, so under the same generator they return the same draws.
+per row and reused for every pixel of the row; (iv) the horizontal (``ul``) stream at pixel
+``(r, w)`` depends only on band rows ``<= r`` and columns ``<= w`` (given the ``u`` stream), so
+it runs on the rows ``start..r`` of the band and the first ``w + 1`` columns, rounded up to a
+multiple of ``2**levels``. Per pixel this costs on average about ``(band + 1) / (2 H)`` times
+``(W + band) / (2 W)`` of the horizontal stream of a full pass. Both samplers consume the
+generator in the same order, so under the same generator they return the same draws.
 """
 
 from __future__ import annotations
@@ -55,14 +58,18 @@ def cached_ancestral_sample(
         ctx.set_band(start)
         end = min(start + band, height)
         for r in range(start, end):
+            ctx.stop = r + 1  # the band's rows below r cannot influence row r
             for w in range(width):
                 ctx.reuse_u = w > 0  # the vertical stream is shared by the whole row
-                out = model.network(x[:, :, start:end], h, ctx)[:, :, r - start, w]
+                # The horizontal stream only looks left: evaluate it on the columns up to w,
+                # rounded up so that every resolution level keeps whole columns.
+                ctx.cols = min(width, -(-(w + 1) // band) * band)
+                out = model.network(x[:, :, start : r + 1], h, ctx)[:, :, r - start, w]
                 for ch in range(c):
                     params = model.pixel_params(out, x[:, :, r, w], ch)
                     x[:, ch, r, w] = family.sample(params, sigma, generator)
         if end < height:  # refresh the caches with the band's final values
-            ctx.reuse_u = False
+            ctx.reuse_u, ctx.stop, ctx.cols = False, None, None
             model.network(x[:, :, start:end], h, ctx)
     return x
 
