@@ -112,7 +112,9 @@ def test_score_matches_finite_differences(shape, device) -> None:
     torch.testing.assert_close(dist.denoise(x), x + 0.16 * score)
 
 
-@pytest.mark.parametrize("shape", [(1, 4, 4), (3, 4, 4), (1, 8, 8)])
+# (1, 16, 16) has two down-sampling levels (band of 4 rows, columns cut to multiples of 4) and
+# (3, 16, 8) one level with colour coupling: the band, column and refresh logic at every level.
+@pytest.mark.parametrize("shape", [(1, 4, 4), (3, 4, 4), (1, 8, 8), (1, 16, 16), (3, 16, 8)])
 def test_cached_sampling_equals_naive(shape, device) -> None:
     # At sigma = 0 the draws are grid values: the cached sampler must return bit-identical
     # samples. At sigma > 0 the draws are continuous and the two samplers run the same
