@@ -158,18 +158,18 @@ class _FunctionSampler:
         self.options = opts
         self.info: SampleInfo | None = None
 
-    def __call__(
+    def run(
         self,
         dist: NoiseConditionalDistribution,
         num_samples: int,
-        generator: torch.Generator | None = None,
-        progress: bool = False,
-    ) -> Tensor:
-        n = _check_call(dist, num_samples, generator)
-        start = time.perf_counter()
-        x = self.fn(dist, n, generator=generator, progress=bool(progress), **self.options)
-        self.info = SampleInfo(self.name, seconds=time.perf_counter() - start)
-        return _check_output(self.name, dist, n, x)
+        *,
+        generator: torch.Generator | None,
+        progress: bool,
+    ) -> tuple[Tensor, SampleInfo]:
+        x = self.fn(dist, num_samples, generator=generator, progress=progress, **self.options)
+        return x, SampleInfo(self.name)
+
+    __call__ = Sampler.__call__
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
