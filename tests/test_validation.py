@@ -197,6 +197,8 @@ CASES: list[tuple[str, Callable[[], object], type[Exception], str]] = [
      ValueError, r"covariance_matrix must have shape \(..., D, D\), got \(2, 3\)"),
     ("oracle cov vs loc", lambda: NoisyGaussian(torch.zeros(2), torch.eye(3)), ValueError,
      r"covariance_matrix has shape \(3, 3\) but loc has D = 2"),
+    ("oracle cov dtype", lambda: NoisyGaussian(torch.zeros(2), torch.eye(2, dtype=torch.float64)),
+     TypeError, "covariance_matrix has dtype torch.float64 but loc has torch.float32"),
     ("oracle cov asymmetric",
      lambda: NoisyGaussian(torch.zeros(2), torch.tensor([[1.0, 0.5], [0.0, 1.0]])),
      ValueError, "covariance_matrix must be symmetric"),

@@ -31,6 +31,16 @@ def _check_covariance(name: str, cov: Tensor) -> None:
         raise ValueError(f"{name} must be positive definite (its Cholesky factorisation failed)")
 
 
+def _check_same(name: str, value: Tensor, ref_name: str, ref: Tensor) -> None:
+    """Parameters must share dtype and device: a silent cast would hide a precision mix-up."""
+    if value.dtype != ref.dtype:
+        raise TypeError(
+            f"{name} has dtype {value.dtype} but {ref_name} has {ref.dtype}; pass both in one dtype"
+        )
+    if value.device != ref.device:
+        raise ValueError(f"{name} is on {value.device} but {ref_name} is on {ref.device}")
+
+
 def _noisy_cholesky(cov: Tensor, sigma: Tensor) -> Tensor:
     """Cholesky factor of ``cov + sigma**2 I``; ``sigma`` broadcasts against ``cov``'s batch.
 
@@ -99,7 +109,8 @@ class NoisyGaussian(NoiseConditionalDistribution):
             )
         check_finite("loc", loc)
         self.loc = loc
-        self.clean_covariance = covariance_matrix.to(loc.dtype)
+        _check_same("covariance_matrix", covariance_matrix, "loc", loc)
+        self.clean_covariance = covariance_matrix
         super().__init__(
             sigma,
             event_shape=loc.shape[-1:],
@@ -195,7 +206,9 @@ class NoisyGaussianMixture(NoiseConditionalDistribution):
             raise ValueError("weights must be non-negative with a positive sum")
         self.weights = weights / weights.sum(-1, keepdim=True)
         self.locs = locs
-        self.clean_covariances = covariance_matrices.to(locs.dtype)
+        _check_same("covariance_matrices", covariance_matrices, "locs", locs)
+        _check_same("weights", weights, "locs", locs)
+        self.clean_covariances = covariance_matrices
         batch = torch.broadcast_shapes(
             weights.shape[:-1], locs.shape[:-2], covariance_matrices.shape[:-3]
         )
