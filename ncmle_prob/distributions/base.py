@@ -91,7 +91,12 @@ class NoiseConditionalDistribution(TorchDistribution):
 
     @property
     def support(self) -> constraints.Constraint:  # type: ignore[override]
-        """The grid at σ = 0 for discretized families, the reals otherwise."""
+        """The grid at σ = 0 for discretized families, the reals otherwise.
+
+        A discretized family bound to a batch that mixes σ = 0 and σ > 0 reports the reals
+        (one constraint must cover the batch); its log_prob is still a mass where σ = 0
+        (:meth:`is_mass`). Bind one kind of σ per site for inference.
+        """
         if self.discrete_at_zero and bool((self.sigma == 0).all()):
             return constraints.independent(grid(self.bins or 2), len(self.event_shape))
         return constraints.independent(constraints.real, len(self.event_shape))
