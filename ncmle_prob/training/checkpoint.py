@@ -170,6 +170,27 @@ def _first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[0] if text else ''}"
 
 
+#: the first bytes of the files ``torch.save`` writes: a zip archive (since torch 1.6) or,
+#: for the legacy format, a pickle protocol-2 header
+_TORCH_MAGIC = (b"PK\x03\x04", b"\x80\x02")
+
+
+def _check_file_kind(path: Path) -> None:
+    """One clear line for a file that is not a torch file at all (e.g. a text file)."""
+    with open(path, "rb") as f:
+        head = f.read(512)
+    if not head:
+        raise CheckpointError(f"{path} is not a readable checkpoint: the file is empty")
+    if head.startswith(_TORCH_MAGIC):
+        return
+    try:
+        head.decode("utf-8")
+        kind = "a text file"
+    except UnicodeDecodeError:
+        kind = "not a file written by torch.save"
+    raise CheckpointError(f"{path} is not a readable checkpoint: it is {kind}")
+
+
 def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> (
     Checkpoint
 ):
@@ -182,11 +203,13 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    _check_file_kind(path)
     try:
         raw = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # torch raises many types for damaged files
+    except Exception as e:  # torch raises many types (and long texts) for damaged files
         raise CheckpointError(
-            f"{path} is not a readable checkpoint (corrupt or truncated?): {_first_line(e)}"
+            f"{path} is not a readable checkpoint: a corrupt or truncated torch file "
+            f"({type(e).__name__} while reading it)"
         ) from e
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         kind = type(raw).__name__ if not isinstance(raw, dict) else "a dict without our 'format'"
