@@ -96,7 +96,8 @@ def test_train_on_a_toy_then_scatter(tmp_path: Path, capsys) -> None:
         (["sample", "missing.pt"], "checkpoint not found: missing.pt"),
         (["evaluate", "x.pt", "--sigmas", "0,-1"], "--sigmas must be non-empty, finite and >= 0"),
         (["train", "--data", "mnist", "--data-dir", "/nonexistent"], "mnist not found"),
-        (["demo", "--lr", "-1", "--quick", "--quiet"], "argument --lr: must be a finite number > 0"),
+        (["demo", "--lr", "-1", "--quick", "--quiet"],
+         "argument --lr: must be a finite number > 0"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
     ],
 )

@@ -58,7 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("ncmle: interrupted", file=sys.stderr)
         return 130
     except Exception as e:
-        user = isinstance(e, CLIError) or isinstance(e, _user_errors())  # CLIError: no torch
+        # a CLIError needs no import; the other user errors' classes import torch
+        user = isinstance(e, CLIError) or isinstance(e, _user_errors())  # noqa: SIM101
         if os.environ.get("NCMLE_DEBUG") or not user:
             raise
         message = " ".join(str(e).split()) or type(e).__name__

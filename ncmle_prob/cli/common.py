@@ -18,11 +18,11 @@ if TYPE_CHECKING:
     from torch import Tensor
 
 __all__ = [
+    "DATASETS",
     "CLIError",
     "HelpFormatter",
     "Parser",
     "RunData",
-    "DATASETS",
     "check_data_args",
     "check_output_dir",
     "check_output_file",
@@ -34,8 +34,8 @@ __all__ = [
     "parse_floats",
     "parse_options",
     "positive_float",
-    "probability",
     "positive_int",
+    "probability",
     "say",
 ]
 

@@ -20,11 +20,14 @@ from .common import (
 )
 
 if TYPE_CHECKING:
-    import torch
     from torch import Tensor, nn
 
 __all__ = [
-    "add_parser", "checkpoint_datasets", "format_table", "sample_metrics", "run",
+    "add_parser",
+    "checkpoint_datasets",
+    "format_table",
+    "run",
+    "sample_metrics",
 ]
 
 

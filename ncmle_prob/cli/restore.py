@@ -80,7 +80,7 @@ def parse_digits_spec(spec: str, size: int) -> list[int]:
         >>> parse_digits_spec("digits:-1", 359)
         Traceback (most recent call last):
         ...
-        ncmle_prob.cli.common.CLIError: --input digits:-1: index -1 is out of range; the digits test set has 359 images (0 to 358)
+        ncmle_prob.cli.common.CLIError: --input digits:-1: index -1 is out of range; ...
     """
     body = spec[len(DIGITS_PREFIX):]
     try:
