@@ -119,3 +119,26 @@ def test_readme_names_every_sampler() -> None:
     readme = (ROOT / "README.md").read_text()
     for name in sampler_names():
         assert f"`{name}`" in readme, name
+
+
+def test_cli_docstring_examples_run_as_printed() -> None:
+    # pytest's doctests see the module's globals; a reader of the API page does not. Run every
+    # example of ncmle_prob.cli in an empty namespace: a missing import fails here.
+    import doctest
+    import importlib
+    import pkgutil
+
+    import ncmle_prob.cli
+
+    finder = doctest.DocTestFinder()
+    flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+    ran = 0
+    for info in pkgutil.iter_modules(ncmle_prob.cli.__path__, "ncmle_prob.cli."):
+        module = importlib.import_module(info.name)
+        for test in finder.find(module, globs={}):
+            if not test.examples:
+                continue
+            result = doctest.DocTestRunner(optionflags=flags).run(test)
+            assert result.failed == 0, test.name
+            ran += 1
+    assert ran >= 5

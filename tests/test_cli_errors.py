@@ -107,6 +107,7 @@ def test_restore_index_out_of_range(spec: str, checkpoints: dict[str, Path], wor
     assert snapshot(work) == before
 
 
+@pytest.mark.slow  # two torch start-ups (or a tiny training run): ~8 s of CPU
 def test_restore_refuses_a_model_of_other_data(checkpoints: dict[str, Path], work: Path) -> None:
     # a 2-D rings model must not reshape 64 pixels into 32 "images" and run for minutes
     before = snapshot(work)
@@ -126,6 +127,7 @@ def test_restore_refuses_a_model_of_other_data(checkpoints: dict[str, Path], wor
 
 # -- evaluate refuses to mix data sets --------------------------------------------------------
 
+@pytest.mark.slow  # two torch start-ups (or a tiny training run): ~8 s of CPU
 def test_evaluate_refuses_mixed_data_sets(checkpoints: dict[str, Path], work: Path) -> None:
     before = snapshot(work)
     r = ncmle("evaluate", str(checkpoints["digits"]), str(checkpoints["rings"]), cwd=work)
@@ -144,6 +146,7 @@ def test_resume_without_checkpoint_fails(work: Path) -> None:
     assert snapshot(work) == before  # not even the folder
 
 
+@pytest.mark.slow  # two torch start-ups (or a tiny training run): ~8 s of CPU
 def test_resume_or_start_says_it_starts_fresh(work: Path) -> None:
     r = ncmle("train", "--data", "rings", "--steps", "3", "--hidden", "8", "--batch-size", "16",
               "--quiet", "--eval-sigmas", "0", "--out", "run", "--resume-or-start", cwd=work)

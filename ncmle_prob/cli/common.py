@@ -158,6 +158,7 @@ def check_output_file(flag: str, path: str | os.PathLike[str]) -> Path:
 
     Example:
         >>> import tempfile
+        >>> from ncmle_prob.cli.common import check_output_file
         >>> check_output_file("--out", tempfile.mkdtemp())
         Traceback (most recent call last):
         ...
@@ -178,6 +179,7 @@ def check_output_dir(flag: str, path: str | os.PathLike[str], *files: str) -> Pa
 
     Example:
         >>> import tempfile, pathlib
+        >>> from ncmle_prob.cli.common import check_output_dir
         >>> f = pathlib.Path(tempfile.mkdtemp()) / "notes.txt"
         >>> _ = f.write_text("x")
         >>> check_output_dir("--out", f)
@@ -214,6 +216,7 @@ def parse_floats(text: str, name: str = "sigmas") -> list[float]:
     """``"0,0.05,0.2"`` → ``[0.0, 0.05, 0.2]``; each finite and ≥ 0.
 
     Example:
+        >>> from ncmle_prob.cli.common import parse_floats
         >>> parse_floats("0,0.05,0.2")
         [0.0, 0.05, 0.2]
     """
@@ -303,6 +306,7 @@ def check_data_args(name: str, directory: str | None) -> None:
     """Argument-level checks of ``--data``/``--data-dir`` (no data is read, torch not imported).
 
     Example:
+        >>> from ncmle_prob.cli.common import check_data_args
         >>> check_data_args("digits", "/data")
         Traceback (most recent call last):
         ...

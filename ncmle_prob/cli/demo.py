@@ -83,6 +83,7 @@ def summary(results: dict[str, dict[float, float]], quick: bool = False) -> str:
     """What this run measured, in words, and which of the paper's claims the project shows.
 
     Example:
+        >>> from ncmle_prob.cli.demo import summary
         >>> print(summary({"MLE": {0.0: 1.899, 0.2: 4.0}, "NCMLE": {0.0: 1.9276, 0.2: 2.5}}))
         measured in this run (test bits/dim, lower is better):
           σ=0: NCMLE 1.9276 vs MLE 1.8990 (NCMLE worse by 0.0286)

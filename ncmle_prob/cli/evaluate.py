@@ -66,6 +66,7 @@ def format_table(results: dict[str, dict[float, float]]) -> str:
     """A text table: one row per σ, one column per model.
 
     Example:
+        >>> from ncmle_prob.cli.evaluate import format_table
         >>> print(format_table({"mle": {0.0: 1.9}, "ncmle": {0.0: 1.93, 0.2: 2.5}}))
              σ         mle       ncmle
              0      1.9000      1.9300

@@ -67,6 +67,7 @@ def grid_canvas(images: Tensor, cols: int, gap: int) -> Tensor:
 
     Example:
         >>> import torch
+        >>> from ncmle_prob.cli.plots import grid_canvas
         >>> grid_canvas(torch.zeros(5, 1, 8, 8), cols=3, gap=2).shape
         torch.Size([22, 32, 3])
     """

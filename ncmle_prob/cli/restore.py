@@ -75,6 +75,7 @@ def parse_digits_spec(spec: str, size: int) -> list[int]:
     """The indices of ``digits:I,J,...``, each in ``[0, size)``.
 
     Example:
+        >>> from ncmle_prob.cli.restore import parse_digits_spec
         >>> parse_digits_spec("digits:0,5", 359)
         [0, 5]
         >>> parse_digits_spec("digits:-1", 359)
