@@ -96,8 +96,8 @@ class GridDataset(Dataset[Tensor]):
     """A map-style :class:`~torch.utils.data.Dataset` of examples on the grid of ``bins``
     levels in [-1, 1], with what a training run and a checkpoint need to know about it.
 
-    ``dataset[i]`` is one float32 example of shape ``event_shape``; ``dataset[[i, j, ...]]``
-    (and the DataLoader's batched fetch, ``__getitems__``) reads several at once. Subclasses
+    ``dataset[i]`` is one float32 example of shape ``event_shape``; ``dataset[[i, j, ...]]`` is
+    a batch, and the DataLoader's batched fetch (``__getitems__``) reads a batch at once. Subclasses
     implement :meth:`_read` (a batch of integer indices to a float tensor).
 
     Attributes:
@@ -140,11 +140,15 @@ class GridDataset(Dataset[Tensor]):
 
     def __getitem__(self, index: int | Sequence[int]) -> Tensor:
         if isinstance(index, (list, tuple, Tensor)):
-            return self.__getitems__(list(index))
-        return self._shape(self._read([self._index(index)]))[0]
+            return self._batch(list(index))
+        return self._batch([index])[0]
 
-    def __getitems__(self, indices: list[int]) -> Tensor:
-        """A batch ``(len(indices), *event_shape)`` in one read (DataLoader's batched fetch)."""
+    def __getitems__(self, indices: list[int]) -> list[Tensor]:
+        """The examples at ``indices`` from one read (DataLoader's batched fetch; the default
+        collate stacks them)."""
+        return list(self._batch(indices).unbind(0))
+
+    def _batch(self, indices: list[int]) -> Tensor:
         return self._shape(self._read([self._index(i) for i in indices]))
 
     def _shape(self, x: Tensor) -> Tensor:
@@ -155,7 +159,7 @@ class GridDataset(Dataset[Tensor]):
 
     def tensor(self) -> Tensor:
         """All examples as one in-memory tensor ``(N, *event_shape)`` (small data sets)."""
-        return self.__getitems__(list(range(self._length)))
+        return self._batch(list(range(self._length)))
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(name={self.name!r}, split={self.split!r}, "

@@ -56,15 +56,16 @@ def evaluate_bits_per_dim(
     if isinstance(data, Tensor):
         if data.dim() < 2 or data.shape[0] == 0:
             raise ValueError(
-                f"data must be a non-empty tensor (N, *event_shape), got shape {tuple(data.shape)}"
+                "data must be a non-empty tensor (N, *event_shape), got shape "
+                f"{tuple(data.shape)}"
             )
         n = data.shape[0]
     elif isinstance(data, Dataset) and isinstance(data, Sized) and len(data) > 0:
         n = len(data)
     else:
         raise ValueError(
-            f"data must be a non-empty tensor (N, *event_shape) or a non-empty map-style Dataset, "
-            f"got {type(data).__name__}"
+            "data must be a non-empty tensor (N, *event_shape) or a non-empty map-style "
+            f"Dataset, got {type(data).__name__}"
         )
     was_training = model.training
     model.eval()
@@ -75,7 +76,8 @@ def evaluate_bits_per_dim(
             s = float(s)
             if not math.isfinite(s) or s < 0:
                 raise ValueError(f"eval sigmas must be finite and >= 0, got {s!r}")
-            g = keyed_generator(seed, f"eval:{s!r}", 0, data.device)
+            dev = data.device if isinstance(data, Tensor) else dist.device
+            g = keyed_generator(seed, f"eval:{s!r}", 0, dev)
             total = 0.0
             for x0 in _batches(data, batch_size, dist.device):
                 x = x0 + s * torch.randn(x0.shape, dtype=x0.dtype, device=x0.device, generator=g)
