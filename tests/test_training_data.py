@@ -84,7 +84,11 @@ def test_dataset_resume_mid_epoch_is_bit_identical(tmp_path: Path) -> None:
     _same(full, resumed)
     a, b = load_checkpoint(tmp_path / "a" / "last.pt"), load_checkpoint(tmp_path / "b" / "last.pt")
     _same(a.model, b.model)
-    assert a.step == b.step == 17
+    assert a.step == b.step == 17 and b.train_config["data_size"] == 120
+    # resuming with another data order still trains, but says it is not the same run
+    with pytest.warns(UserWarning, match=r"different data order \(batch_size 16 -> 8"):
+        fit(_model(), ds, steps=20, batch_size=8, seed=4, progress=False,
+            checkpoint_dir=tmp_path / "b", resume=True)
 
 
 def test_user_dataloader_is_used_as_given_and_resumes_exactly(tmp_path: Path) -> None:
@@ -208,3 +212,7 @@ def test_grid_dataset_bins_reach_the_checkpoint(tmp_path: Path) -> None:
     ck = load_checkpoint(tmp_path / "last.pt")
     assert ck.meta["bins"] == 17 and ck.meta["event_shape"] == [64]
     assert hist.evals[-1]["step"] == 4 and sorted(hist.last_eval) == [0.0]
+    wrong = MADE(64, hidden_features=8, family="discretized_logistic_mixture", bins=256)
+    with pytest.raises(ValueError, match="grid of bins=17 levels but the model's discretized "
+                       "family has bins=256"):
+        fit(wrong, train, steps=1, progress=False)

@@ -10,12 +10,13 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from .batches import BatchSource, check_tensor_data, make_source
 from .checkpoint import check_compatible, load_checkpoint, save_checkpoint
@@ -63,7 +64,7 @@ class Trainer:
     def __init__(
         self,
         model: nn.Module,
-        train_data: Tensor | Dataset | torch.utils.data.DataLoader,
+        train_data: Tensor | Dataset | DataLoader,
         config: FitConfig,
         ctx: DistContext,
         *,
@@ -86,7 +87,15 @@ class Trainer:
                 raise TypeError("model must define event_shape to train on a Dataset/DataLoader")
             event_shape = train_data.shape[1:]
         self.event_shape = torch.Size(event_shape)
-        self.bins = cfg.bins if cfg.bins is not None else getattr(train_data, "bins", None)
+        holder = train_data.dataset if isinstance(train_data, DataLoader) else train_data
+        self.bins = cfg.bins if cfg.bins is not None else getattr(holder, "bins", None)
+        family_bins = getattr(model(), "bins", None)  # a discretized family's own grid
+        if self.bins is not None and family_bins is not None and self.bins != family_bins:
+            raise ValueError(
+                f"the data are on a grid of bins={self.bins} levels but the model's "
+                f"discretized family has bins={family_bins}; build the model with "
+                f"bins={self.bins} (or re-quantise the data)"
+            )
         if isinstance(eval_data, Tensor):
             eval_data = check_tensor_data("eval_data", eval_data, self.event_shape).to(dev)
         elif eval_data is not None and not isinstance(eval_data, Dataset):
@@ -145,10 +154,20 @@ class Trainer:
             self.scaler.load_state_dict(ck.scaler)
         self.step_count, self.history = ck.step, History.from_json(ck.history)
         self.last_good = (ck.path, ck.step)
+        before, now = ck.train_config, self.train_config()
+        changed = [k for k in ("seed", "batch_size", "data_size", "world_size")
+                   if k in before and before[k] != now[k]]
+        if changed:
+            shown = ", ".join(f"{k} {before[k]!r} -> {now[k]!r}" for k in changed)
+            warnings.warn(
+                f"resuming {ck.path} with a different data order ({shown}): training continues, "
+                "but not as the interrupted run would have", UserWarning, stacklevel=3,
+            )
 
     def train_config(self) -> dict[str, object]:
         """The JSON record of the run stored in checkpoints (``steps`` is the total)."""
-        return {**self.config.to_json(), "world_size": self.ctx.world_size, "steps": self.total}
+        return {**self.config.to_json(), "world_size": self.ctx.world_size, "steps": self.total,
+                "data_size": self.source.size}
 
     def checkpoint(self) -> Path | None:
         """Writes ``last.pt`` atomically (rank 0, when ``checkpoint_dir`` is set)."""
