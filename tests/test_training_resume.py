@@ -61,7 +61,7 @@ def _run(script: Path, out: Path, pause: float, resume: bool, source: str) -> su
     )
 
 
-@pytest.mark.parametrize("data", ["tensor", "dataset"])
+@pytest.mark.parametrize("data", ["tensor", pytest.param("dataset", marks=pytest.mark.slow)])
 def test_sigkilled_run_resumes_to_identical_parameters(tmp_path: Path, data: str) -> None:
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
