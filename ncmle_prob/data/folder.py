@@ -165,7 +165,9 @@ class ImageFolder(GridDataset):
         image = _pil()
         try:
             with image.open(path) as im:
-                im = im.convert("L" if self.channels == 1 else "RGB")
+                mode = "L" if self.channels == 1 else "RGB"
+                if im.mode != mode:
+                    im = im.convert(mode)
                 if self.size is not None:
                     im = self._fit(im, image)
                 arr = np.asarray(im, dtype=np.uint8)
