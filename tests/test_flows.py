@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 import torch
-from torch.distributions import Distribution
 from nflows.distributions import StandardNormal
 from nflows.flows import Flow
 from nflows.transforms import (
@@ -15,6 +14,7 @@ from nflows.transforms import (
     MaskedAffineAutoregressiveTransform,
     ReversePermutation,
 )
+from torch.distributions import Distribution
 
 from ncmle_prob.distributions import NoisyGaussian, NoisyGaussianMixture
 from ncmle_prob.divergences import kl_divergence_grid
