@@ -93,6 +93,20 @@ def _as_conditioner(conditioner: object) -> AutoregressiveConditioner:
     return _PlainConditioner(conditioner)
 
 
+def _first_parameter(module: nn.Module) -> Tensor | None:
+    """``next(iter(module.parameters()), None)`` (same pre-order) without its generators,
+    which cost about as much as the rest of this class's construction."""
+    for p in module._parameters.values():
+        if p is not None:
+            return p
+    for child in module._modules.values():
+        if child is not None:
+            p = _first_parameter(child)
+            if p is not None:
+                return p
+    return None
+
+
 class NoiseConditionalAutoregressive(NoiseConditionalDistribution):
     r"""An autoregressive density :math:`p(x \mid \sigma) = \prod_i p(x_i \mid x_{<i},
     \sigma)` for every noise level at once.
@@ -145,7 +159,7 @@ class NoiseConditionalAutoregressive(NoiseConditionalDistribution):
         self.family = family
         self.discrete_at_zero = family.discrete_at_zero
         self.bins = family.bins
-        param = next(iter(conditioner.parameters()), None)
+        param = _first_parameter(conditioner)
         dtype = param.dtype if param is not None else torch.get_default_dtype()
         device = param.device if param is not None else torch.device("cpu")
         super().__init__(
