@@ -148,8 +148,8 @@ def section_defaults(
             continue
         lp_o, lp_z = _log_prob_fn(ours, s), _log_prob_fn(zk, s)
         fns = {
-            "ours.lp": lambda lp_o=lp_o: lp_o(x),
-            "zuko.lp": lambda lp_z=lp_z: lp_z(x),
+            "ours.lp": lambda lp_o=lp_o, x=x: lp_o(x),
+            "zuko.lp": lambda lp_z=lp_z, x=x: lp_z(x),
             "ours.score": _score(ours, x, s),
             "zuko.score": _score(zk, x, s),
             "ours.step": _step(ours, x, s),
