@@ -66,7 +66,7 @@ def spread_degrees(features: int, hidden: int) -> Tensor:
 class MaskedLinear(nn.Linear):
     r"""A linear layer :math:`y = x (W \odot M)^T + b` with a fixed autoregressive mask.
 
-    ``mask[k, j] = out_degrees[k] >= in_degrees[j]`` (``> `` when ``strict``, for output
+    ``mask[k, j] = out_degrees[k] >= in_degrees[j]`` (``>`` when ``strict``, for output
     layers). ``mask`` and ``degrees`` (the output degrees) are non-persistent buffers: they
     follow from the constructor arguments, so state dicts hold only ``weight`` and ``bias``.
 
