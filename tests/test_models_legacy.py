@@ -145,3 +145,30 @@ def test_new_state_dicts_store_no_masks_and_round_trip() -> None:
     again.load_state_dict(state)
     x = torch.randn(3, 4)
     torch.testing.assert_close(again(0.2).log_prob(x), model(0.2).log_prob(x), rtol=0, atol=0)
+
+
+def test_old_checkpoint_file_loads_through_load_model(tmp_path) -> None:
+    """A checkpoint file written by ncmle_prob 0.1 (nflows-era weights, a config without
+    ``legacy_layout``) is rebuilt by ``load_model`` in the legacy layout with identical
+    densities; ``check_compatible`` compares it with the converted weights."""
+    from ncmle_prob.training.checkpoint import load_model, save_checkpoint
+
+    case = CASES[1]
+    old, config = _pair(case)
+    path = save_checkpoint(tmp_path / "old.pt", MADE(**config).double(), step=7)
+    payload = torch.load(path, weights_only=True)
+    payload["model"] = old.state_dict()  # what 0.1 stored: masks and degrees included
+    assert "legacy_layout" not in payload["model_config"]
+    torch.save(payload, path)
+    loaded = load_model(path).double()  # rebuilt in float32, the default dtype
+    assert loaded.legacy_layout
+    x = torch.randn(32, 5, dtype=F64)
+    sigma = torch.full((32,), 0.3, dtype=F64)
+    # Same weights and operations in float64: equal to rounding; a wrong mapping is O(0.1) off.
+    torch.testing.assert_close(loaded(sigma).log_prob(x), old.log_prob(x, sigma),
+                               rtol=0, atol=1e-10)
+    # Into a default-layout model the file is refused with the conversion hint.
+    from ncmle_prob.training.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match="legacy_layout=True"):
+        load_model(path, MADE(**config).double())

@@ -242,6 +242,33 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
         raise CheckpointError(f"{path} is a damaged ncmle_prob checkpoint: {_first_line(e)}") from e
 
 
+def _comparable(config: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A model config without the keys that only say how weights are laid out (MADE's
+    ``legacy_layout``): a checkpoint of the nflows-era MADE fits ``MADE(legacy_layout=True)``."""
+    if config is None:
+        return None
+    return {k: v for k, v in config.items() if k != "legacy_layout"}
+
+
+def _is_legacy_made(ckpt: Checkpoint) -> bool:
+    from ..models.made import is_legacy_state_dict
+
+    return ckpt.model_class == "MADE" and is_legacy_state_dict(ckpt.model)
+
+
+def _as_current_layout(ckpt: Checkpoint, model: nn.Module) -> dict[str, Any]:
+    """The checkpoint's weights as ``model`` stores them (an nflows-era MADE state dict is
+    converted for a ``legacy_layout`` model, and refused with the conversion hint otherwise)."""
+    if not _is_legacy_made(ckpt):
+        return ckpt.model
+    from ..models.made import convert_legacy_state_dict
+
+    try:
+        return convert_legacy_state_dict(ckpt.model, model)  # type: ignore[arg-type]
+    except ValueError as e:
+        raise CheckpointError(f"{ckpt.path}: {_first_line(e)}") from None
+
+
 def check_compatible(ckpt: Checkpoint, model: nn.Module) -> None:
     """Raises :class:`CheckpointError` unless ``ckpt`` was saved for a model like ``model``."""
     model_class, config = model_spec(model)
@@ -250,7 +277,7 @@ def check_compatible(ckpt: Checkpoint, model: nn.Module) -> None:
             raise CheckpointError(
                 f"{ckpt.path} holds a {ckpt.model_class}, not a {model_class}"
             )
-        if ckpt.model_config != config:
+        if _comparable(ckpt.model_config) != _comparable(config):
             diff = sorted(
                 k for k in set(config) | set(ckpt.model_config or {})
                 if (ckpt.model_config or {}).get(k) != config.get(k)
@@ -260,7 +287,7 @@ def check_compatible(ckpt: Checkpoint, model: nn.Module) -> None:
             )
             raise CheckpointError(f"{ckpt.path} was saved for another {model_class}: {shown}")
     own = model.state_dict()
-    theirs = ckpt.model
+    theirs = _as_current_layout(ckpt, model)
     if set(own) != set(theirs):
         raise CheckpointError(
             f"{ckpt.path} does not fit this model: differing weights "
@@ -299,7 +326,10 @@ def load_model(
             raise CheckpointError(
                 f"{path} has no model config; build the model yourself and pass it as model="
             )
-        model = build_model(ckpt.model_class, ckpt.model_config)
+        config = dict(ckpt.model_config)
+        if _is_legacy_made(ckpt):  # written by the nflows-based MADE of ncmle_prob 0.1
+            config["legacy_layout"] = True
+        model = build_model(ckpt.model_class, config)
     check_compatible(ckpt, model)
     state = ckpt.ema if (ema and ckpt.ema is not None) else ckpt.model
     model.load_state_dict(state)
