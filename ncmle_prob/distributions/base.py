@@ -311,7 +311,7 @@ class NoiseConditionalDistribution(TorchDistribution):
 
     def is_mass(self, sigma: float | Tensor | None = None) -> Tensor:
         """Boolean tensor: where ``log_prob`` is a log *mass* (grid data at σ = 0)."""
-        s = self.sigma if sigma is None else as_sigma(sigma, dtype=self.dtype, device=self.device)
+        s = self.sigma if sigma is None else self.at(sigma).sigma  # exactly at(sigma)
         return (s == 0) & self.discrete_at_zero
 
     # ------------------------------------------------------------------ hooks

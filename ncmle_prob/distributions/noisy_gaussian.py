@@ -4,11 +4,20 @@ If :math:`x_0 \sim \mathcal N(\mu, \Sigma)` then :math:`x = x_0 + \sigma\varepsi
 \mathcal N(\mu, \Sigma + \sigma^2 I)`, so every quantity of the noise-conditional contract
 (``log_prob``, ``score``, ``denoise``, ``sample``) is exact. These are the ground truth of the
 test suite and a way to see what NCMLE aims at.
+
+References:
+    Autoregressive Generative Modeling with Noise Conditional Maximum Likelihood Estimation
+    (the seed paper: the model's target is exactly this noisy law :math:`q_\sigma` for every
+    σ).
+
+    B. Efron. Tweedie's Formula and Selection Bias. JASA 106(496), 2011 (the exact
+    :meth:`~NoisyGaussian.denoise` of a Gaussian is Tweedie's posterior mean).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -173,6 +182,24 @@ class NoisyGaussian(NoiseConditionalDistribution):
             validate_args=validate_args,
         )
 
+    @classmethod
+    def infer_shapes(  # type: ignore[override]
+        cls,
+        loc: Sequence[int],
+        covariance_matrix: Sequence[int],
+        sigma: Sequence[int] = (),
+    ) -> tuple[torch.Size, torch.Size]:
+        """``(batch_shape, event_shape)`` of ``NoisyGaussian(loc, covariance_matrix, sigma)``
+        from the shapes of its arguments (Pyro's ``infer_shapes``).
+
+        Example:
+            >>> NoisyGaussian.infer_shapes(loc=(3, 2), covariance_matrix=(2, 2), sigma=(4, 1))
+            (torch.Size([4, 3]), torch.Size([2]))
+        """
+        batch = torch.broadcast_shapes(tuple(loc[:-1]), tuple(covariance_matrix[:-2]),
+                                       tuple(sigma))
+        return batch, torch.Size(loc[-1:])
+
     @property
     def mean(self) -> Tensor:
         return self.loc.expand(self.batch_shape + self.event_shape)
@@ -274,6 +301,25 @@ class NoisyGaussianMixture(NoiseConditionalDistribution):
             device=locs.device,
             validate_args=validate_args,
         )
+
+    @classmethod
+    def infer_shapes(  # type: ignore[override]
+        cls,
+        weights: Sequence[int],
+        locs: Sequence[int],
+        covariance_matrices: Sequence[int],
+        sigma: Sequence[int] = (),
+    ) -> tuple[torch.Size, torch.Size]:
+        """``(batch_shape, event_shape)`` from the shapes of the arguments (Pyro's
+        ``infer_shapes``).
+
+        Example:
+            >>> NoisyGaussianMixture.infer_shapes((3,), (3, 2), (3, 2, 2), sigma=(5,))
+            (torch.Size([5]), torch.Size([2]))
+        """
+        batch = torch.broadcast_shapes(tuple(weights[:-1]), tuple(locs[:-2]),
+                                       tuple(covariance_matrices[:-3]), tuple(sigma))
+        return batch, torch.Size(locs[-1:])
 
     @property
     def num_components(self) -> int:
