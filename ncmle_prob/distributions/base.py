@@ -20,6 +20,10 @@ References:
     Y. Song and S. Ermon. Generative Modeling by Estimating Gradients of the Data
     Distribution. NeurIPS 2019 (noise-conditional scores, annealed Langevin dynamics).
 
+    Y. Song, J. Sohl-Dickstein, D. P. Kingma, A. Kumar, S. Ermon and B. Poole. Score-Based
+    Generative Modeling through Stochastic Differential Equations. ICLR 2021 (the
+    predictor-corrector samplers that :meth:`score` serves).
+
     B. Efron. Tweedie's Formula and Selection Bias. JASA 106(496), 2011 (the posterior mean
     :math:`E[x_0 \mid x] = x + \sigma^2 \nabla_x \log p(x \mid \sigma)` of :meth:`denoise`).
 """
@@ -192,10 +196,7 @@ class NoiseConditionalDistribution(TorchDistribution):
                 f"expand: batch_shape {describe_shape(batch_shape)} is not a broadcast of the "
                 f"current batch_shape {describe_shape(self.batch_shape)}"
             )
-        if _instance is None:
-            new = type(self).__new__(type(self))
-        else:
-            new = _instance
+        new = type(self).__new__(type(self)) if _instance is None else _instance
         for key, value in self.__dict__.items():  # fields the subclass did not set itself
             new.__dict__.setdefault(key, value)
         new.sigma = self.sigma.expand(batch_shape)

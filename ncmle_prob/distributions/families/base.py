@@ -3,6 +3,14 @@ r"""Per-dimension conditional families of autoregressive models.
 A family turns the raw network output for one dimension, a vector of ``num_params`` numbers,
 into a one-dimensional density :math:`p(x_i \mid x_{<i}, \sigma)`. Families are plain
 objects (no parameters of their own), chosen by name in the models through :func:`get_family`.
+
+References:
+    Autoregressive Generative Modeling with Noise Conditional Maximum Likelihood Estimation
+    (the seed paper: the same conditionals, with σ as an extra input of the network).
+
+    M. Germain, K. Gregor, I. Murray and H. Larochelle. MADE: Masked Autoencoder for
+    Distribution Estimation. ICML 2015 (one network pass gives every conditional's
+    parameters).
 """
 
 from __future__ import annotations

@@ -56,6 +56,14 @@ class DiscretizedLogisticMixture(LogisticMixture):
     \log(-\operatorname{expm1}(b - a))` (no ``log(0)``, no catastrophic cancellation). For
     σ > 0 the data are continuous and ``log_prob`` is the logistic-mixture *density*.
 
+    References:
+        T. Salimans, A. Karpathy, X. Chen and D. P. Kingma. PixelCNN++: Improving the
+        PixelCNN with Discretized Logistic Mixture Likelihood and Other Modifications.
+        ICLR 2017 (the discretized mixture and its edge bins).
+
+        Autoregressive Generative Modeling with Noise Conditional Maximum Likelihood
+        Estimation (the same mixture read as a density for σ > 0).
+
     Example:
         >>> fam = DiscretizedLogisticMixture(components=2, bins=4)
         >>> grid = torch.linspace(-1, 1, 4)
