@@ -125,11 +125,10 @@ class NoiseConditionalDistribution(TorchDistribution):
     def support(self) -> constraints.Constraint:  # type: ignore[override]
         """The grid at σ = 0 for discretized families, the reals otherwise.
 
-        A ``dependent_property`` as in torch: on an instance it is the constraint below, on
-        the class (``NoisyGaussian.support``) a :class:`~torch.distributions.constraints.
-        Constraint` whose ``event_dim`` is not known statically, so generic code such as
-        Pyro's ``infer_shapes`` raises :class:`NotImplementedError` instead of failing on a
-        ``property`` object.
+        A ``dependent_property`` as in torch: on an instance it is the constraint below; on
+        the class (``NoisyGaussian.support``) it is a ``Constraint`` whose ``event_dim`` is
+        not known statically, so generic code such as Pyro's ``infer_shapes`` raises
+        :class:`NotImplementedError` instead of failing on a ``property`` object.
 
         A discretized family bound to a batch that mixes σ = 0 and σ > 0 reports the reals
         (one constraint must cover the batch); its log_prob is still a mass where σ = 0
