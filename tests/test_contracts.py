@@ -137,7 +137,7 @@ def test_nuts_on_a_positive_prior_recovers_the_posterior(device) -> None:
     mcmc.run(y)
     # NUTS moves in the unconstrained space of biject_to(support): every real maps to x > 0
     # (with the reals as support it was the identity, and negative proposals made log x NaN).
-    to_x = mcmc.kernel.transforms["x"]
+    to_x = mcmc.kernel.transforms["x"].inv  # kernel.transforms map x to the reals
     assert bool((to_x(torch.tensor([-5.0, 5.0], device=device)) > 0).all())
     x = mcmc.get_samples()["x"]
     assert bool((x > 0).all())
