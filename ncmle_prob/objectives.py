@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from .distributions import NoiseConditionalDistribution
-from .distributions.validation import check_finite
+from .distributions.validation import bin_width, check_finite
 
 __all__ = [
     "NoiseLevelPrior",
@@ -166,24 +166,6 @@ def _as_distribution(model_or_dist: nn.Module | NoiseConditionalDistribution) ->
         "model_or_dist must be a NoiseConditionalDistribution or a module whose call returns "
         f"one, got {type(model_or_dist).__name__}"
     )
-
-
-def bin_width(bins: int) -> float:
-    """Width :math:`\\Delta = 2/(\\text{bins}-1)` of one bin of the grid of ``bins`` levels on
-    [-1, 1] (DESIGN.md §1); the one place the training code computes it.
-
-    Raises:
-        ValueError: ``bins`` is not an integer >= 2.
-
-    Example:
-        >>> bin_width(256) == 2 / 255, bin_width(17)
-        (True, 0.125)
-    """
-    if isinstance(bins, bool) or not isinstance(bins, (int, float)) or int(bins) != bins or (
-        bins < 2
-    ):
-        raise ValueError(f"bins must be an integer >= 2, got {bins!r}")
-    return 2.0 / (int(bins) - 1)
 
 
 def log_prob_to_bits(

@@ -169,7 +169,7 @@ def test_fit_config_and_keywords_are_the_same_run() -> None:
     ("options", "error", "match"),
     [
         ({"steps": 5, "btach_size": 3}, TypeError, "unknown fit option 'btach_size' .*batch_size"),
-        ({"steps": 5, "batch_size": 0}, ValueError, "batch_size must be a positive integer, got 0"),
+        ({"steps": 5, "batch_size": 0}, ValueError, "batch_size must be an integer >= 1, got 0"),
         ({"steps": 5, "ema": 1.0}, ValueError, r"ema must be a decay in \[0, 1\)"),
         ({"steps": 5, "weight_decay": -1.0}, ValueError, "weight_decay must be a finite number"),
         ({"steps": 5, "eval_sigmas": [-0.1]}, ValueError, "eval_sigmas must be finite"),
@@ -177,7 +177,7 @@ def test_fit_config_and_keywords_are_the_same_run() -> None:
         ({"steps": 5, "bins": 1}, ValueError, "bins must be an integer >= 2"),
         ({"steps": 5, "prior": "mle"}, TypeError, "prior must be a NoiseLevelPrior"),
         ({"steps": 5, "seed": -3}, ValueError, "seed must be an integer >= 0"),
-        ({"steps": 5, "log_every": 2.5}, ValueError, "log_every must be a positive integer"),
+        ({"steps": 5, "log_every": 2.5}, ValueError, "log_every must be an integer >= 1"),
     ],
 )
 def test_fit_config_errors_name_the_option(options: dict, error: type, match: str) -> None:

@@ -11,6 +11,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ..distributions.validation import check_positive_int
+
 __all__ = [
     "DataFileError",
     "DatasetNotFoundError",
@@ -43,8 +45,7 @@ def to_grid(levels: Tensor, max_level: int, bins: int) -> Tensor:
         >>> to_grid(torch.tensor([0, 8, 16]), 16, 17)
         tensor([-1.,  0.,  1.])
     """
-    if int(bins) != bins or bins < 2:
-        raise ValueError(f"bins must be an integer >= 2, got {bins!r}")
+    bins = check_positive_int("bins", bins, minimum=2)
     if bins - 1 > max_level:
         raise ValueError(f"bins={bins} exceeds the data's {max_level + 1} levels")
     v = levels.to(torch.float64)

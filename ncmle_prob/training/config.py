@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from ..distributions.validation import check_positive_int as _check_int
 from ..objectives import NoiseLevelPrior
 
 __all__ = ["FitConfig", "check_positive_int"]
@@ -20,7 +21,8 @@ __all__ = ["FitConfig", "check_positive_int"]
 def check_positive_int(name: str, value: object, *, allow_none: bool = False) -> int | None:
     """``value`` as an ``int`` if it is a positive integer (``None`` too if allowed).
 
-    The one positive-integer check of :mod:`ncmle_prob.training` and :mod:`ncmle_prob.data`.
+    :func:`ncmle_prob.distributions.validation.check_positive_int` with ``None`` allowed and
+    floats refused (an option count given as ``2.0`` is a typo).
 
     Raises:
         ValueError: naming ``name`` and the value received.
@@ -31,9 +33,9 @@ def check_positive_int(name: str, value: object, *, allow_none: bool = False) ->
     """
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
+    if isinstance(value, float):  # a size given as 2.0 is a typo here, not a size
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return _check_int(name, value, minimum=1)
 
 
 def _check_number(name: str, value: object, *, positive: bool, allow_none: bool) -> None:
@@ -83,7 +85,7 @@ class FitConfig:
         >>> FitConfig(steps=0)
         Traceback (most recent call last):
         ...
-        ValueError: steps must be a positive integer, got 0
+        ValueError: steps must be an integer >= 1, got 0
     """
 
     prior: NoiseLevelPrior = field(default_factory=NoiseLevelPrior)

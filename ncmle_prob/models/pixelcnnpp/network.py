@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from ...distributions import get_family
 from ...distributions.families import GaussianMixture, LogisticMixture
+from ...distributions.validation import check_positive_int
 from ..base import AutoregressiveModel
 from ..embedding import NoiseEmbedding
 from .layers import (
@@ -105,11 +106,9 @@ class PixelCNNPP(AutoregressiveModel):
         shape = tuple(shape)
         if len(shape) != 3 or any(int(s) != s or s < 1 for s in shape):
             raise ValueError(f"shape must be (C, H, W) of positive integers, got {shape!r}")
-        for name, value in (("filters", filters), ("resnets", resnets)):
-            if int(value) != value or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if int(max_downsample) != max_downsample or max_downsample < 0:
-            raise ValueError(f"max_downsample must be an integer >= 0, got {max_downsample!r}")
+        filters = check_positive_int("filters", filters)
+        resnets = check_positive_int("resnets", resnets)
+        max_downsample = check_positive_int("max_downsample", max_downsample, minimum=0)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         if family != "discretized_logistic_mixture":
