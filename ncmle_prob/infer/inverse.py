@@ -171,8 +171,10 @@ def restore(
     ys = ys.to(dtype=prior.dtype, device=prior.device)
     if init is not None:
         if not isinstance(init, Tensor) or init.numel() != ys.shape[0] * d:
-            raise ValueError(f"init must hold {ys.shape[0]} images of {describe_shape(event)}, "
-                             f"got {describe_shape(init.shape) if isinstance(init, Tensor) else init}")
+            got = describe_shape(init.shape) if isinstance(init, Tensor) else type(init).__name__
+            raise ValueError(
+                f"init must hold {ys.shape[0]} images of {describe_shape(event)}, got {got}"
+            )
         x_init = init.reshape(ys.shape[0], d).to(ys)
     elif ys.shape[1] == d:
         x_init = ys.clone()
