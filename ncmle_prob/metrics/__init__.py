@@ -94,6 +94,7 @@ def image_scores(
     num_reference: int | None = None,
     repeats: int = 3,
     seed: int = 0,
+    device: str | torch.device | None = None,
     **options: Any,
 ) -> dict[str, Any]:
     """Each metric of ``samples`` against ``real`` images beside its floor, at the same sizes.
@@ -113,6 +114,8 @@ def image_scores(
         num_reference: reference images per split.
         repeats: resplits (the spread needs >= 2).
         seed: seed of the splits and of KID's subsets.
+        device: where the metrics are computed (default: CPU; e.g. ``"cuda"`` for the k-NN
+            distances of large sets).
         **options: metric options (``k``, ``threshold``, ``kid_subsets``, ``kid_subset_size``;
             see :func:`metric_fn`).
 
@@ -133,6 +136,8 @@ def image_scores(
     g = torch.Generator().manual_seed(seed)
     fr, pr = image_features(net, real)
     ff, pf = image_features(net, samples)
+    if device is not None:
+        fr, pr, ff, pf = (t.to(device) for t in (fr, pr, ff, pf))
     out: dict[str, Any] = {}
     for m in metrics:
         a, b = (fr, ff) if m in FEATURE_METRICS else (pr, pf)
