@@ -20,11 +20,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import check, fmt, table  # noqa: E402
-from _timing import interleaved  # noqa: E402
+from _report import check, fmt, table
+from _timing import interleaved
 
-from ncmle_prob.infer import denoise, psnr  # noqa: E402
-from ncmle_prob.models import PixelCNNPP  # noqa: E402
+from ncmle_prob.infer import denoise, psnr
+from ncmle_prob.models import PixelCNNPP
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -96,7 +96,7 @@ def maybe_compile(model: torch.nn.Module, wanted: bool) -> torch.nn.Module:
         shape = (2, *model.event_shape)
         compiled(0.0).log_prob(torch.zeros(shape, device=next(model.parameters()).device))
         return compiled  # type: ignore[return-value]
-    except Exception as e:  # noqa: BLE001 - any compile failure falls back to eager
+    except Exception as e:
         print(f"torch.compile unavailable here ({type(e).__name__}: {e}); using eager mode")
         return model
 
