@@ -33,6 +33,7 @@ def _images(prior: NoisyGaussian, n: int, sigma_y: float, device: torch.device):
                                                 device=device)
 
 
+@pytest.mark.slow  # ~20 s: 2000 MALA steps of 8 (4) chains
 def test_batched_denoising_matches_closed_form_posterior_mean(device: torch.device) -> None:
     # x0 ~ N(mu, C), y = x0 + sigma_y eps: E[x0 | y] = mu + C (C + sigma_y^2 I)^-1 (y - mu).
     # 8 images in one batch; each image's clean posterior mean (the Tweedie map averaged over
@@ -75,6 +76,7 @@ def test_batched_chains_equal_chains_run_alone(device: torch.device) -> None:
             batched.diagnostics[b]["step size"], rel=1e-9)
 
 
+@pytest.mark.slow  # ~20 s: 2000 MALA steps of 8 (4) chains
 def test_batched_inpaint_and_deblur_match_closed_form_means(device: torch.device) -> None:
     # Linear-Gaussian posteriors of x_sp for 4 images at once (inpaint: every third pixel
     # observed; deblur: 3x3 box blur), each within 4.5 ESS-based standard errors.
