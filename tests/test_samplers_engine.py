@@ -112,15 +112,18 @@ def test_technique4_freezes_large_variance_directions() -> None:
     """Why technique 4 is not the default: its total Langevin time is small, so on variance-1
     data started at N(0, sigma_1^2) the spread stays far from the target; the default passes."""
     d = _iso(1.0, dim=2)
-    x4, info4 = samplers.sample(d, 4000, "annealed_langevin", corrector="langevin",
+    # Song & Ermon's scheme: no predictor, ULA, technique 4, ladder 1 -> 0.01 then Tweedie
+    x4, info4 = samplers.sample(d, 2000, "annealed_langevin", corrector="langevin",
                                 predictor="none", step_rule="technique4", steps_per_level=100,
-                                num_levels=10, generator=_gen(), return_info=True)
-    x, info = samplers.sample(d, 4000, "annealed_langevin", generator=_gen(),
+                                num_levels=10, sigma_min=0.01, generator=_gen(),
+                                return_info=True)
+    x, info = samplers.sample(d, 2000, "annealed_langevin", generator=_gen(),
                               return_info=True)
-    assert info4.langevin_time < 2.0 and info.langevin_time > 20.0
-    # variance SE at n = 4000: 2.2 %; the technique-4 run is off by > 10 %
+    assert info4.langevin_time < 2.0 and info.langevin_time > 20.0, (info4.langevin_time,
+                                                                        info.langevin_time)
+    # variance SE at n = 2000 (two coordinates pooled): 2.2 %; technique 4 is off by > 10 %
     assert abs(float(x4.var(0).mean()) - 1.0) > 0.1
-    assert abs(float(x.var(0).mean()) - 1.0) < 0.07
+    assert abs(float(x.var(0).mean()) - 1.0) < 0.09
 
 
 def test_user_predictor_and_corrector_plug_into_the_samplers() -> None:
@@ -141,7 +144,7 @@ def test_user_predictor_and_corrector_plug_into_the_samplers() -> None:
         with pytest.raises(TypeError, match="must be a function"):
             samplers.register_corrector("test_bad")(lambda x: x)
         d = _iso(0.1)
-        x, info = samplers.sample(d, 8, "score_corrected_ancestral", predictor="test_counting",
+        _, info = samplers.sample(d, 8, "score_corrected_ancestral", predictor="test_counting",
                                   corrector="test_frozen", num_levels=3, steps_per_level=2,
                                   return_info=True)
         assert calls == list(info.sigmas[:-1])  # called between consecutive levels

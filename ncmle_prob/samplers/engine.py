@@ -50,6 +50,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -207,7 +208,7 @@ def anneal(
         raise ValueError(f"step_rule must be one of {list(STEP_RULES)}, got {step_rule!r}")
     sig = [float(s) for s in sigmas]
     if not sig or any(not (math.isfinite(s) and s >= 0) for s in sig) or any(
-        a <= b for a, b in zip(sig, sig[1:])
+        a <= b for a, b in itertools.pairwise(sig)
     ):
         raise ValueError(f"sigmas must be finite, >= 0 and strictly decreasing, got {sig}")
     if sig[0] == 0 and step_rule == "technique4":
@@ -273,7 +274,8 @@ def anneal(
                     raise _diverged(i + 1, sigma, alphas[-1],
                                     f"max |x| grew from {start:.3g} to {end:.3g} within the level")
                 if i + 1 < len(sig):
-                    x = predict(x, chain.score, sigma, sig[i + 1], lambda: lvl.normal(x))
+                    x = predict(x, chain.score, sigma, sig[i + 1],
+                              lambda lvl=lvl, x=x: lvl.normal(x))
     finally:
         bar.close()
     return AnnealResult(

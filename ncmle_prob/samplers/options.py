@@ -56,13 +56,34 @@ def resolve_target(dist: NoiseConditionalDistribution, sigma: float | None) -> f
 
 @dataclass
 class AnnealingOptions:
-    """Predictor–corrector options shared by the annealing samplers (a dataclass mixin)."""
+    r"""Predictor–corrector options shared by the annealing samplers (a dataclass mixin).
+
+    Args:
+        predictor: the move between levels (:mod:`~ncmle_prob.samplers.predictors`).
+        corrector: the moves at each level (:mod:`~ncmle_prob.samplers.correctors`).
+        steps_per_level: corrector steps :math:`T` per level.
+        step_rule: ``adapt``, ``snr``, ``fixed``, ``technique4`` (:mod:`.engine`); ``auto``:
+            ``fixed`` if ``step_size`` is given, else ``adapt`` for a Metropolis corrector and
+            ``snr`` otherwise.
+        step_size: :math:`lpha` of ``fixed``; :math:`arepsilon` of ``technique4``; the
+            first step of ``adapt``.
+        snr: :math:`r` of the ``snr`` rule.
+        target_accept: acceptance probability aimed at by ``adapt``.
+        sigma: target noise level; ``None``: the distribution's bound σ.
+        sigma_min: end the ladder at this level and take a Tweedie step (target σ = 0 only);
+            ``None``: end at the target, or at half a bin for grid data at σ = 0.
+        denoise: final Tweedie step; ``None``: when the ladder ends above the target.
+        snap: round to a discretized family's grid when the target is σ = 0.
+        grid_steps: exact Metropolis steps on the grid after snapping (grid data at σ = 0).
+        metropolis: deprecated; ``True`` is ``corrector="mala"``, ``False`` is
+            ``corrector="langevin"``.
+    """
 
     predictor: str = option("reverse_diffusion",
                             "move between levels: reverse_diffusion, probability_flow, none")
     corrector: str = option("mala", "moves at each level: mala, langevin, none")
     steps_per_level: int = option(10, "corrector steps per level")
-    step_rule: StepRule = option(
+    step_rule: StepRule = option(  # noqa: RUF009
         "auto", "corrector step: adapt (to target_accept), snr, fixed (step_size), technique4; "
         "auto: adapt for mala, snr for langevin, fixed if step_size is given")
     step_size: float | None = option(

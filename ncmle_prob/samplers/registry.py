@@ -50,6 +50,7 @@ from ..distributions import NoiseConditionalDistribution
 from ..distributions.validation import describe_shape
 
 __all__ = [
+    "NamedRegistry",
     "SampleInfo",
     "Sampler",
     "SamplerDivergenceError",
@@ -57,7 +58,6 @@ __all__ = [
     "get",
     "option",
     "options",
-    "NamedRegistry",
     "register",
     "register_lazy",
     "sample",
