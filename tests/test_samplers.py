@@ -48,6 +48,7 @@ def test_builtins_are_registered() -> None:
     assert samplers.available() == sorted(samplers.available())
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch and pyro: ~5 s
 def test_pyro_samplers_are_registered_without_an_import_side_effect() -> None:
     """All five names are listed whether or not ``ncmle_prob.infer`` was imported, and
     ``get`` imports the Pyro-backed implementation by name (in a fresh interpreter, so the
@@ -125,7 +126,7 @@ def test_bad_options_name_the_option() -> None:
         samplers.get("annealed_langevin", step_rule="fixed")
     d = _gaussian(torch.device("cpu"), sigma=0.0)
     with pytest.raises(ValueError, match=r"'sigma_start'.*must exceed 'sigma_min'"):
-        samplers.sample(d, 2, "score_corrected_ancestral", sigma_start=0.005)
+        samplers.sample(d, 2, "score_corrected_ancestral", sigma_start=0.005, sigma_min=0.01)
     with pytest.raises(ValueError, match="num_samples must be >= 1"):
         samplers.sample(d, 0)
     with pytest.raises(TypeError, match="num_samples must be an int"):
@@ -290,7 +291,9 @@ def test_annealed_langevin_recovers_mixture_weights(
     ed = float(energy_distance(x, exact))
     assert ed < 1e-2, ed
     if metropolis:
-        assert info.acceptance_rates is not None and min(info.acceptance_rates) > 0.9
+        # the adapt rule aims every level at 0.574 (the mean includes its first steps)
+        assert info.acceptance_rates is not None
+        assert all(0.45 < a < 0.7 for a in info.acceptance_rates), info.acceptance_rates
 
 
 def test_energy_distance_threshold_detects_a_wrong_sampler(device: torch.device) -> None:

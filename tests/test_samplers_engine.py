@@ -119,7 +119,9 @@ def test_technique4_freezes_large_variance_directions() -> None:
                                 return_info=True)
     x, info = samplers.sample(d, 2000, "annealed_langevin", generator=_gen(),
                               return_info=True)
-    assert info4.langevin_time < 2.0 and info.langevin_time > 20.0, (info4.langevin_time,
+    # S of technique 4 hardly grows with the steps (~5 here with 100 per level) while the
+    # adapted MALA steps reach S ~ 300 with 10 per level
+    assert info4.langevin_time < 8.0 and info.langevin_time > 50.0, (info4.langevin_time,
                                                                         info.langevin_time)
     # variance SE at n = 2000 (two coordinates pooled): 2.2 %; technique 4 is off by > 10 %
     assert abs(float(x4.var(0).mean()) - 1.0) > 0.1

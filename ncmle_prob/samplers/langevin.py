@@ -65,8 +65,8 @@ class AnnealedLangevin(AnnealingOptions, Sampler):
         >>> g = torch.Generator().manual_seed(0)
         >>> x, info = samplers.sample(d, 2000, "annealed_langevin", generator=g,
         ...                           return_info=True)
-        >>> info.sigmas[-1], round(float(x.var(0).mean()), 2), info.score_evals
-        (0.0, 0.25, 231)
+        >>> info.sigmas[-1], abs(float(x.var(0).mean()) - 0.25) < 0.02, info.score_evals
+        (0.0, True, 231)
     """
 
     sigma_max: float = option(1.0, "largest noise level (technique 1: max pairwise distance)")
