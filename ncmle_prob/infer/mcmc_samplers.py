@@ -128,4 +128,6 @@ def pyro_langevin(
     sigma_min = max(target, 1e-3)
     return _run(dist, AnnealedLangevinKernel, num_samples, generator, progress, warmup_steps, thin,
                 sigma_max=max(sigma_max, sigma_min), sigma_min=sigma_min,
-                num_levels=num_levels, metropolis=metropolis)
+                num_levels=num_levels, metropolis=metropolis,
+                # MALA's optimal rate when exact; a high rate bounds ULA's bias otherwise
+                target_accept=0.574 if metropolis else 0.8)
