@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from scipy.stats import chi2
 from registry import made_model
+from scipy.stats import chi2
 
 from ncmle_prob import samplers
 from ncmle_prob.data.toy2d import gaussian_mixture

@@ -40,9 +40,9 @@ import math
 
 import pytest
 import torch
-from scipy.stats import chi2
 from pyro.ops.stats import effective_sample_size
 from registry import made_model
+from scipy.stats import chi2
 from torch import Tensor
 
 from ncmle_prob import samplers
