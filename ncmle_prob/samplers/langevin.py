@@ -29,7 +29,7 @@ from torch import Tensor
 
 from ..distributions import NoiseConditionalDistribution
 from .engine import anneal, at_level, ladder
-from .options import AnnealingOptions, resolve_target
+from .annealing import AnnealingOptions, resolve_target
 from .registry import SampleInfo, Sampler, option, register
 
 __all__ = ["AnnealedLangevin", "anneal", "at_level", "resolve_target"]
@@ -54,9 +54,11 @@ class AnnealedLangevin(AnnealingOptions, Sampler):
         init: start ``"gaussian"`` (:math:`\mathcal N(0, (\sigma_1^2 + 1) I)`, the law of
             noisy data of unit scale), ``"uniform"`` (U[-1, 1]) or ``"ancestral"`` (exact
             draws at :math:`\sigma_1`).
-        predictor, corrector, steps_per_level, step_rule, step_size, snr, target_accept,
-            sigma, sigma_min, denoise, snap, grid_steps, metropolis: see
-            :class:`~ncmle_prob.samplers.options.AnnealingOptions`.
+
+    The predictor–corrector options (``predictor``, ``corrector``, ``steps_per_level``,
+    ``step_rule``, ``step_size``, ``snr``, ``target_accept``, ``sigma``, ``sigma_min``,
+    ``denoise``, ``snap``, ``grid_steps``) are shared, see
+    :class:`~ncmle_prob.samplers.AnnealingOptions`.
 
     Example:
         >>> from ncmle_prob import samplers

@@ -30,7 +30,7 @@ from torch import Tensor
 
 from ..distributions import NoiseConditionalDistribution
 from .engine import at_level, ladder
-from .options import AnnealingOptions, resolve_target
+from .annealing import AnnealingOptions, resolve_target
 from .registry import SampleInfo, Sampler, option, register
 
 __all__ = ["ScoreCorrectedAncestral"]
@@ -49,9 +49,11 @@ class ScoreCorrectedAncestral(AnnealingOptions, Sampler):
     Args:
         sigma_start: noise level of the ancestral draw, the first level.
         num_levels: geometric levels from ``sigma_start`` to the last positive level.
-        predictor, corrector, steps_per_level, step_rule, step_size, snr, target_accept,
-            sigma, sigma_min, denoise, snap, grid_steps, metropolis: see
-            :class:`~ncmle_prob.samplers.options.AnnealingOptions`.
+
+    The predictor–corrector options (``predictor``, ``corrector``, ``steps_per_level``,
+    ``step_rule``, ``step_size``, ``snr``, ``target_accept``, ``sigma``, ``sigma_min``,
+    ``denoise``, ``snap``, ``grid_steps``) are shared, see
+    :class:`~ncmle_prob.samplers.AnnealingOptions`.
 
     Example:
         >>> from ncmle_prob import samplers

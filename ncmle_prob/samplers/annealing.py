@@ -65,7 +65,7 @@ class AnnealingOptions:
         step_rule: ``adapt``, ``snr``, ``fixed``, ``technique4`` (:mod:`.engine`); ``auto``:
             ``fixed`` if ``step_size`` is given, else ``adapt`` for a Metropolis corrector and
             ``snr`` otherwise.
-        step_size: :math:`lpha` of ``fixed``; :math:`arepsilon` of ``technique4``; the
+        step_size: :math:`\alpha` of ``fixed``; :math:`\varepsilon` of ``technique4``; the
             first step of ``adapt``.
         snr: :math:`r` of the ``snr`` rule.
         target_accept: acceptance probability aimed at by ``adapt``.
