@@ -34,11 +34,11 @@ from . import (
     tweedie,
 )
 from .ancestral import Ancestral
+from .annealing import AnnealingOptions
 from .correctors import correctors as available_correctors
 from .correctors import get_corrector, register_corrector, unregister_corrector
 from .engine import AnnealResult, anneal, ladder
 from .langevin import AnnealedLangevin
-from .annealing import AnnealingOptions
 from .predictors import get_predictor, register_predictor, unregister_predictor
 from .predictors import predictors as available_predictors
 from .registry import (

@@ -28,8 +28,8 @@ import torch
 from torch import Tensor
 
 from ..distributions import NoiseConditionalDistribution
-from .engine import anneal, at_level, ladder
 from .annealing import AnnealingOptions, resolve_target
+from .engine import anneal, at_level, ladder
 from .registry import SampleInfo, Sampler, option, register
 
 __all__ = ["AnnealedLangevin", "anneal", "at_level", "resolve_target"]

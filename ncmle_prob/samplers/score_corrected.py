@@ -29,8 +29,8 @@ import torch
 from torch import Tensor
 
 from ..distributions import NoiseConditionalDistribution
-from .engine import at_level, ladder
 from .annealing import AnnealingOptions, resolve_target
+from .engine import at_level, ladder
 from .registry import SampleInfo, Sampler, option, register
 
 __all__ = ["ScoreCorrectedAncestral"]
