@@ -25,7 +25,7 @@ from pyro.infer.autoguide.initialization import init_to_value
 from pyro.ops.stats import effective_sample_size
 
 from ncmle_prob.distributions import NoisyGaussian
-from ncmle_prob.infer import MALA, AnnealedLangevin
+from ncmle_prob.infer import MALA, AnnealedLangevinKernel
 from ncmle_prob.models import MADE
 from ncmle_prob.objectives import NoiseLevelPrior, ncmle_loss
 
@@ -76,7 +76,7 @@ def run(model, y, kernel: str, n: int, warmup: int, extra: dict) -> tuple[float,
     if kernel == "mala":
         k = MALA(model, **extra)
     elif kernel == "langevin":
-        k = AnnealedLangevin(model, sigma_max=1.0, sigma_min=0.1, num_levels=5, **extra)
+        k = AnnealedLangevinKernel(model, sigma_max=1.0, sigma_min=0.1, num_levels=5, **extra)
     else:
         k = NUTS(model, **extra)
     t = time.perf_counter()

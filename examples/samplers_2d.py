@@ -26,7 +26,7 @@ METHODS = [
     ("ancestral", {}),
     ("annealed_langevin", {}),
     ("score_corrected_ancestral", {}),
-    ("score_corrected_ancestral", {"metropolis": True}),
+    ("score_corrected_ancestral", {"corrector": "langevin"}),
 ]
 
 
@@ -92,7 +92,7 @@ def main() -> None:
         x, info = samplers.sample(dist, args.num_samples, method, generator=g,
                                   return_info=True, **opts)
         seconds = time.perf_counter() - start
-        name = method + (" +MALA" if opts.get("metropolis") else "")
+        name = method + (f" ({opts['corrector']} corrector)" if "corrector" in opts else "")
         draws[name] = x
         extra = ""
         if info.acceptance_rates is not None:

@@ -31,7 +31,7 @@ from torch import Tensor
 from ..distributions.base import NoiseConditionalDistribution
 from ..distributions.validation import check_finite, describe_shape
 from .batched_mala import batched_mala
-from .kernels import MALA, AnnealedLangevin
+from .kernels import MALA, AnnealedLangevinKernel
 
 __all__ = [
     "KERNELS",
@@ -118,7 +118,7 @@ def restore(
     preconditioner and random stream (chain ``b`` is seeded with ``seed + b``, so image ``b``
     gets the same draws alone or in a batch). The Pyro kernels (``"pyro_mala"``,
     ``"annealed_langevin"``, ``"nuts"``: :class:`~ncmle_prob.infer.MALA`,
-    :class:`~ncmle_prob.infer.AnnealedLangevin`, :class:`pyro.infer.NUTS`) run one
+    :class:`~ncmle_prob.infer.AnnealedLangevinKernel`, :class:`pyro.infer.NUTS`) run one
     :class:`pyro.infer.MCMC` per image, one after another.
 
     Args:
@@ -251,7 +251,7 @@ def _restore_pyro(
         if kernel == "pyro_mala":
             k: Any = MALA(model, init_strategy=strategy, **options)
         elif kernel == "annealed_langevin":
-            k = AnnealedLangevin(model, init_strategy=strategy, **options)
+            k = AnnealedLangevinKernel(model, init_strategy=strategy, **options)
         else:
             k = NUTS(model, init_strategy=strategy, **options)
         mcmc = MCMC(k, num_samples=num_samples, warmup_steps=warmup_steps,

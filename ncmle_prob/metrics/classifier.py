@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..distributions.validation import bin_width
+
 __all__ = ["SHIPPED", "FeatureClassifier", "downsample_images", "load_classifier"]
 
 #: Data sets with shipped classifier weights (``mnist14``: MNIST pooled to 14×14, see
@@ -31,7 +33,8 @@ def downsample_images(x: Tensor, factor: int = 2, *, bins: int = 256) -> Tensor:
 
     .. math::
 
-        y = \Delta \,\mathrm{round}\Big(\frac{\bar x + 1}{\Delta}\Big) - 1 .
+        y = \Delta \,\Big\lfloor\frac{\bar x + 1}{\Delta} + \frac12\Big\rfloor - 1
+        \quad\text{(the block mean rounded half up, as the } \texttt{mnist14} \text{ loader)}.
 
     This is how the ``mnist14`` classifier's data (28×28 → 14×14, 256 levels) were made.
 
@@ -53,11 +56,13 @@ def downsample_images(x: Tensor, factor: int = 2, *, bins: int = 256) -> Tensor:
             f"factor must be a positive integer dividing H and W, got {factor!r} for "
             f"images of {tuple(x.shape[2:])}"
         )
-    if int(bins) != bins or bins < 2:
-        raise ValueError(f"bins must be an integer >= 2, got {bins!r}")
-    width = 2.0 / (bins - 1)
-    mean = F.avg_pool2d(x.to(torch.float64), int(factor))
-    return (torch.round((mean + 1) / width) * width - 1).to(x.dtype)
+    width = bin_width(bins)
+    levels = F.avg_pool2d((x.to(torch.float64) + 1) / width, int(factor))
+    # Half up, as ncmle_prob.data's mnist14 (floor((v1+v2+v3+v4+2)/4) on 8-bit levels), so the
+    # classifier's features and the data loader agree (torch.round would round half to even).
+    # 1e-4 absorbs float32 input rounding (~255 * 6e-8 levels); true block means are multiples
+    # of 1 / factor^2 levels, far from the tolerance.
+    return (torch.floor(levels + 0.5 + 1e-4) * width - 1).to(x.dtype)
 
 
 class FeatureClassifier(nn.Module):

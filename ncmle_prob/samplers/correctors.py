@@ -61,6 +61,7 @@ import torch
 from torch import Tensor
 
 from ..distributions import NoiseConditionalDistribution
+from ..distributions.validation import bin_width
 from .registry import NamedRegistry
 
 __all__ = [
@@ -264,7 +265,7 @@ def grid_metropolis(
         raise ValueError("grid_metropolis needs a discretized family (dist.bins is None)")
     k = len(dist.event_shape)
     dims = tuple(range(-k, 0))
-    width = 2.0 / (dist.bins - 1)
+    width = bin_width(dist.bins)
     d = math.prod(dist.event_shape)
     q = min(0.5, 2.0 / d)
     kw: dict[str, Any] = {"generator": generator, "dtype": x.dtype, "device": x.device}

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from ..distributions import NoiseConditionalDistribution
+from ..distributions.validation import bin_width
 
 __all__ = ["snap_to_grid", "tweedie_denoise"]
 
@@ -54,6 +55,6 @@ def snap_to_grid(x: Tensor, bins: int) -> Tensor:
     """
     if isinstance(bins, bool) or not isinstance(bins, int) or bins < 2:
         raise ValueError(f"bins must be an integer >= 2, got {bins!r}")
-    width = 2.0 / (bins - 1)
+    width = bin_width(bins)
     k = torch.round((x + 1.0) / width).clamp(0, bins - 1)
     return k * width - 1.0
