@@ -134,7 +134,7 @@ class Bench:
         self.budget = QUICK_BUDGET if quick else BUDGETS[d]
         self.q = make_oracle(self.spec)
         self.ckpt = ckpt
-        self.cache = Cache(ckpt / f"cache_d{d}{'_quick' if quick else ''}.json")
+        self.cache = Cache(ckpt / f"cache_d{d}.json")
         self.models = {
             (obj, s): train_one(self.q, obj, s, self.train_spec, ckpt, log=log)
             for s in self.seeds for obj in OBJECTIVES
@@ -150,7 +150,8 @@ class Bench:
 
     def run(self, method: dict[str, Any], split: str, train_seed: int, sample_seed: int,
             num: int) -> dict[str, Any]:
-        key = f"{method['label']}|{split}|t{train_seed}|s{sample_seed}|n{num}"
+        opts = json.dumps(method.get("opts", {}), sort_keys=True)  # engine options in the key
+        key = f"{method['label']}|{opts}|{split}|t{train_seed}|s{sample_seed}|n{num}"
 
         def compute() -> dict[str, Any]:
             models = {obj: self.models[(obj, train_seed)] for obj in OBJECTIVES}
@@ -344,7 +345,7 @@ def speed(b: Bench, tuning: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
         opts = overrides.get(name, {})
         key = f"speed|{name}|n{num}|{sorted(opts.items())}"
 
-        def compute(name: str = name) -> dict[str, Any]:
+        def compute(name: str = name, opts: dict[str, Any] = opts) -> dict[str, Any]:
             import time
 
             model = b.models[("ncmle", b.seeds[0])](0.0)
@@ -357,8 +358,8 @@ def speed(b: Bench, tuning: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
                     "score_evals": int(getattr(si, "score_evals", 0))}
 
         r = b.cache.get(key, compute)
-        rows.append([name + (f" {opts}" if opts else ""), fmt(r["samples_per_s"]), str(r["score_evals"]),
-                     fmt(r["energy"]), fmt(r["plausible"])])
+        rows.append([name + (f" {opts}" if opts else ""), fmt(r["samples_per_s"]),
+                     str(r["score_evals"]), fmt(r["energy"]), fmt(r["plausible"])])
         points.append({"group": "registry defaults", **r})
     for label, runs in tuning["grid"].items():
         for rs in runs.values():
@@ -382,7 +383,9 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     dims = a.dims or list(QUICK_ORACLES if a.quick else ORACLES)
-    ckpt = a.out / ("ckpt_quick" if a.quick else "ckpt")
+    if a.quick:
+        a.out = a.out / "quick"  # git-ignored: a smoke test, not a result
+    ckpt = a.out / "ckpt"
     ckpt.mkdir(parents=True, exist_ok=True)
     log = (lambda s: None) if a.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
     allres: dict[int, dict[str, Any]] = {}
@@ -403,13 +406,13 @@ def main(argv: list[str] | None = None) -> int:
             print(t_speed)
             res["speed"] = points
             floor = summary({0: tested["floors"]["0.0"]}, "energy")[0]
-            speed_figure(points, floor, a.out / f"speed_d{d}{'_quick' if a.quick else ''}.png")
+            speed_figure(points, floor, a.out / f"speed_d{d}.png")
         allres[d] = res
-        path = a.out / f"d{d}{'_quick' if a.quick else ''}.json"
+        path = a.out / f"d{d}.json"
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(res, indent=1, default=str))
         os.replace(tmp, path)
-    prefix_figure(allres, a.out / f"prefix_kl{'_quick' if a.quick else ''}.png")
+    prefix_figure(allres, a.out / "prefix_kl.png")
     return 0
 
 
