@@ -47,34 +47,49 @@ def step_size_for_time(sigma_start: float, num_levels: int, steps: int, total: f
     return float(total / (steps * (lad**2 / SIGMA_MIN**2).sum()))
 
 
-def corrector_grid(
-    sigma_starts: tuple[float, ...], times: tuple[float, ...], num_levels: int, steps: int
-) -> list[dict[str, Any]]:
-    """The score-corrected settings: σ_start × Langevin time × predictor × corrector."""
+def engine_api() -> str:
+    r"""``"pc"`` when the installed sampler has the predictor–corrector engine's options
+    (``predictor``, ``corrector``, step rules), else ``"legacy"`` (``metropolis``, the
+    technique-4 step shape :math:`\alpha_i \propto \sigma_i^2` with a free ε)."""
     have = _opts()
-    predictors = ("none",)
-    correctors: tuple[str, ...] = ("langevin", "mala") if "metropolis" in have else ("langevin",)
-    if "predictor" in have:
-        predictors = ("reverse_diffusion", "probability_flow", "none")
-    if "corrector" in have:
-        correctors = ("langevin", "mala")
+    return "pc" if "predictor" in have and "corrector" in have else "legacy"
+
+
+def corrector_grid(
+    sigma_starts: tuple[float, ...],
+    times: tuple[float, ...],
+    num_levels: int,
+    steps: int,
+    pc_steps: tuple[int, ...] = (2, 5, 10),
+    pc_predictors: tuple[str, ...] = ("reverse_diffusion", "probability_flow", "none"),
+    pc_correctors: tuple[str, ...] = ("langevin", "mala"),
+) -> list[dict[str, Any]]:
+    r"""The score-corrected settings: σ_start × Langevin-time budget × predictor × corrector.
+
+    With the predictor–corrector engine the budget axis is ``steps_per_level`` in ``pc_steps``
+    (the engine's default ladder and step rule: MALA adapted to its target acceptance,
+    Langevin by the signal-to-noise rule; the Langevin time S it reached is recorded). With
+    the legacy sampler it is the total Langevin time S in ``times``, reached on a
+    ``num_levels`` ladder with ``steps`` steps per level by the step size ε.
+    """
     grid = []
-    for s0, total, pred, corr in itertools.product(sigma_starts, times, predictors, correctors):
-        opts: dict[str, Any] = {"sigma_start": s0, "num_levels": num_levels,
-                                "steps_per_level": steps}
-        if "predictor" in have:
-            opts["predictor"] = pred
-        if "corrector" in have:
-            opts["corrector"] = corr
-        else:
-            opts["metropolis"] = corr == "mala"
-        if "langevin_time" in have:
-            opts["langevin_time"] = total
-        else:
-            opts["step_size"] = step_size_for_time(s0, num_levels, steps, total)
-        grid.append({"label": f"corrected s0={s0} S={total} {pred}/{corr}", "kind": "corrected",
-                     "model": "ncmle", "opts": opts, "sigma_start": s0, "time": total,
-                     "predictor": pred, "corrector": corr})
+    if engine_api() == "pc":
+        for s0, t, pred, corr in itertools.product(sigma_starts, pc_steps, pc_predictors,
+                                                   pc_correctors):
+            opts: dict[str, Any] = {"sigma_start": s0, "steps_per_level": t,
+                                    "predictor": pred, "corrector": corr}
+            grid.append({"label": f"corrected s0={s0} T={t} {pred}/{corr}",
+                         "kind": "corrected", "model": "ncmle", "opts": opts,
+                         "sigma_start": s0, "budget": f"T={t}", "predictor": pred,
+                         "corrector": corr})
+        return grid
+    for s0, total, corr in itertools.product(sigma_starts, times, ("langevin", "mala")):
+        opts = {"sigma_start": s0, "num_levels": num_levels, "steps_per_level": steps,
+                "metropolis": corr == "mala",
+                "step_size": step_size_for_time(s0, num_levels, steps, total)}
+        grid.append({"label": f"corrected s0={s0} S={total} none/{corr}", "kind": "corrected",
+                     "model": "ncmle", "opts": opts, "sigma_start": s0, "budget": f"S={total}",
+                     "predictor": "none", "corrector": corr})
     return grid
 
 

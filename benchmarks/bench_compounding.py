@@ -85,6 +85,10 @@ class Budget:
     times: tuple[float, ...] = (0.1, 0.3, 1.0)
     num_levels: int = 5
     steps_per_level: int = 20
+    #: the grid under the predictor-corrector engine (steps per level, predictors, correctors)
+    pc_steps: tuple[int, ...] = (2, 5, 10)
+    pc_predictors: tuple[str, ...] = ("reverse_diffusion", "probability_flow", "none")
+    pc_correctors: tuple[str, ...] = ("langevin", "mala")
     speed: bool = False
     #: options overriding a sampler's defaults in the speed table (--quick only: smaller budgets)
     speed_overrides: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
@@ -92,10 +96,12 @@ class Budget:
 
 BUDGETS = {
     64: Budget(500, 1000, 2000, 2000, (0, 1, 2), (0, 1, 2), (10, 11, 12, 13), speed=True),
-    256: Budget(300, 500, 1000, 1000, (0,), (0, 1), (10, 11, 12)),
+    256: Budget(300, 500, 1000, 1000, (0,), (0, 1), (10, 11, 12), pc_steps=(2, 5),
+                pc_predictors=("reverse_diffusion", "none")),
 }
 QUICK_BUDGET = Budget(80, 100, 200, 200, (0,), (0, 1), (10, 11), sigma_starts=(0.5,),
-                      times=(0.3,), num_levels=2, steps_per_level=3, speed=True,
+                      times=(0.3,), num_levels=2, steps_per_level=3, pc_steps=(2,),
+                      pc_predictors=("reverse_diffusion",), pc_correctors=("mala",), speed=True,
                       speed_overrides=(("annealed_langevin", (("num_levels", 2),
                                                               ("steps_per_level", 3))),
                                        ("score_corrected_ancestral", (("num_levels", 2),
@@ -215,7 +221,8 @@ METRIC_HEADER = ["method", "energy dist. ↓ (coverage)", "class TV ↓ (coverag
 
 def tune(b: Bench) -> tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]]:
     bud = b.budget
-    grid = corrector_grid(bud.sigma_starts, bud.times, bud.num_levels, bud.steps_per_level)
+    grid = corrector_grid(bud.sigma_starts, bud.times, bud.num_levels, bud.steps_per_level,
+                          bud.pc_steps, bud.pc_predictors, bud.pc_correctors)
     tw = tweedie_grid(bud.sigma_starts)
     rows, res = [], {}
     for m in grid + tw:
