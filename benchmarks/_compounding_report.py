@@ -55,7 +55,7 @@ def sampling_spread(runs: Runs, key: str) -> float:
 def fmt(m: float, se: float | None = None, digits: int = 3) -> str:
     if m != m:  # NaN
         return "n/a"
-    scale = max(abs(m), 1e-12)
+    scale = max(abs(m), 1e-3)
     dec = max(0, digits - 1 - math.floor(math.log10(scale))) if scale < 10 else 1
     dec = min(dec, 6)
     s = f"{m:.{dec}f}"
@@ -124,3 +124,39 @@ def speed_figure(points: list[dict[str, Any]], floor: float, path: Path) -> None
     fig.savefig(tmp, dpi=110)
     plt.close(fig)
     tmp.replace(path)
+
+
+def _rst_cell(text: str) -> str:
+    text = text.replace("*", "\\*") if "**" not in text else text
+    return "\\" + text if text[:1] in "(-+#" and text[1:2] not in "0123456789." else text
+
+
+def md_to_rst(markdown: str) -> str:
+    """The script's Markdown (``## title`` + pipe tables + paragraphs) as reStructuredText
+    (rubrics and ``list-table`` directives), for ``.. include::`` in the docs page."""
+    out: list[str] = []
+    lines = markdown.splitlines()
+    i = 0
+    while i < len(lines):
+        ln = lines[i]
+        if ln.startswith("# "):
+            i += 1
+            continue
+        if ln.startswith("## "):
+            out += [f".. rubric:: {ln[3:]}", ""]
+        elif ln.startswith("|"):
+            rows = []
+            while i < len(lines) and lines[i].startswith("|"):
+                if not set(lines[i]) <= set("|-: "):
+                    rows.append([c.strip() for c in lines[i].strip().strip("|").split("|")])
+                i += 1
+            out += [".. list-table::", "   :header-rows: 1", ""]
+            for r in rows:
+                out.append(f"   * - {_rst_cell(r[0])}")
+                out += [f"     - {_rst_cell(c)}" for c in r[1:]]
+            out.append("")
+            continue
+        else:
+            out.append(ln)
+        i += 1
+    return "\n".join(out) + "\n"

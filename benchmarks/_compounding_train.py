@@ -125,7 +125,7 @@ def train_one(
             opt.step()
             state["step"] += 1
         nll = _val_nll(model, val)
-        state["history"].append([state["step"], float(loss), nll])
+        state["history"].append([state["step"], loss.item(), nll])
         if nll < state["best"]:
             state["best"], state["bad"] = nll, 0
             best_weights = {k: v.clone() for k, v in model.state_dict().items()}
@@ -135,7 +135,7 @@ def train_one(
         state["done"] = state["bad"] >= spec.patience or state["step"] >= spec.max_steps
         state["seconds"] = time.perf_counter() - t0
         log(f"[train d={features} {objective} s{seed}] step {state['step']} loss "
-            f"{float(loss):.2f} val_nll0 {nll:.3f} best {state['best']:.3f} "
+            f"{loss.item():.2f} val_nll0 {nll:.3f} best {state['best']:.3f} "
             f"({state['seconds']:.0f}s)")
         _atomic_save(
             {"spec": asdict(spec), "objective": objective, "config": model.config,

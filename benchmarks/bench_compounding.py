@@ -48,6 +48,7 @@ from _compounding_metrics import (
 from _compounding_report import (
     Runs,
     fmt,
+    md_to_rst,
     paired,
     prefix_figure,
     sampling_spread,
@@ -64,6 +65,19 @@ from _compounding_samplers import (
 from _compounding_train import OBJECTIVES, train_one, train_state
 
 from ncmle_prob import samplers
+
+#: two-sided 95 % quantiles of Student's t by degrees of freedom (paired tests over seeds)
+T_CRIT = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57}
+
+
+def verdict(m: float, se: float, higher_is_better: bool, dof: int | None = None) -> str:
+    """``better``/``worse`` when the paired mean differs from 0 by more than t·SE, else
+    ``n.s.``."""
+    t = T_CRIT.get(dof, 2.0) if dof is not None else T_CRIT[2]
+    if not (se > 0) or abs(m) <= t * se:
+        return "n.s."
+    return "better" if (m > 0) == higher_is_better else "worse"
+
 
 RESULTS = Path(__file__).resolve().parent / "results" / "compounding"
 KL_SIGMAS = (0.0, 0.1, 0.2, 0.5, 1.0)
@@ -294,22 +308,34 @@ def test(b: Bench, best: dict[str, Any], best_tw: dict[str, Any]) -> tuple[str, 
     text = table(f"D = {b.d}: test (n = {bud.n_test} per run, {n_seeds}; mean ± SE over "
                  f"training seeds); −H(q) = {fmt(*neg_h[0.0], digits=4)}",
                  METRIC_HEADER + ["samples/s"], rows)
-    base = res["MLE ancestral"]
-    prow = []
-    for k, r in res.items():
-        if k in methods and k != "MLE ancestral":
-            prow.append([k] + [fmt(*paired(r, base, key), digits=3)
-                               for key in ("energy", "class_tv", "plausible", "log_q")])
     corr_key = f"NCMLE score-corrected ({best['label']})"
-    for k in (f"(a) corrector from exact q_{s0} draws",
-              f"(b) corrector from MLE draws + {s0} noise"):
-        prow.append([f"{k} − score-corrected"] + [
-            fmt(*paired(res[k], res[corr_key], key), digits=3)
-            for key in ("energy", "class_tv", "plausible", "log_q")])
+    pairs = [(k, k, "MLE ancestral") for k in methods if k != "MLE ancestral"]
+    pairs += [("score-corrected − NCMLE ancestral σ=0", corr_key, "NCMLE ancestral σ=0")]
+    pairs += [(f"{k} − score-corrected", k, corr_key) for k in (
+        f"(a) corrector from exact q_{s0} draws", f"(b) corrector from MLE draws + {s0} noise")]
+    prow, verdicts = [], {}
+    for label, k, ref in pairs:
+        cells, v = [], {}
+        for key in ("energy", "class_tv", "plausible", "log_q"):
+            m, se = paired(res[k], res[ref], key)
+            cells.append(fmt(m, se, digits=3))
+            v[key] = verdict(m, se, key in ("plausible", "log_q"), len(b.seeds) - 1)
+        verdicts[label] = v
+        cov = {v["energy"], v["class_tv"]} - {"n.s."}
+        pre = {v["plausible"], v["log_q"]} - {"n.s."}
+        overall = ("trade-off" if ("better" in cov and "worse" in pre) or
+                   ("worse" in cov and "better" in pre) else
+                   "better" if "better" in cov | pre and "worse" not in cov | pre else
+                   "worse" if "worse" in cov | pre and "better" not in cov | pre else
+                   "mixed" if cov | pre else "no significant difference")
+        verdicts[label]["overall"] = overall
+        prow.append([label] + cells + [overall])
     text += "\n" + table(f"D = {b.d}: paired differences (method − MLE ancestral unless "
-                         "stated; per training seed, then mean ± SE over training seeds)",
-                         ["comparison", "Δ energy", "Δ class TV", "Δ plausible", "Δ E log q"],
-                         prow)
+                         "stated; per training seed, then mean ± SE over training seeds; "
+                         f"verdict: significant at 95 % by a paired t-test over {len(b.seeds)} "
+                         f"training seeds, |Δ| > {T_CRIT.get(len(b.seeds) - 1, 2.0):.2f} SE)",
+                         ["comparison", "Δ energy", "Δ class TV", "Δ plausible", "Δ E log q",
+                          "verdict (coverage vs precision)"], prow)
     crow = [_metric_row(k, r, [fmt(*summary(r, "reverse_kl")) if "ncmle" in
                                starts[k]["model"] else "n/a (no closed form)"])
             for k, r in res.items() if k in starts]
@@ -320,7 +346,7 @@ def test(b: Bench, best: dict[str, Any], best_tw: dict[str, Any]) -> tuple[str, 
                    for key in ("energy", "class_tv", "plausible", "log_q")] + ["—"])
     text += "\n" + table(f"D = {b.d}: control (c), both scored against q_σ at σ = {s0}; "
                          f"E log q_σ of q_σ itself: {fmt(*neg_h[s0], digits=4)}",
-                         METRIC_HEADER + ["KL(p_θ(·|σ)‖q_σ)"], crow)
+                         METRIC_HEADER + ["KL(p_θ(·, σ) ‖ q_σ)"], crow)
     prof: dict[str, dict[str, tuple[float, float]]] = {}
     for k in {**methods, **starts}:
         r = res[k]
@@ -339,7 +365,8 @@ def test(b: Bench, best: dict[str, Any], best_tw: dict[str, Any]) -> tuple[str, 
     out = {"methods": {k: {"spec": m, "runs": res[k]} for k, m in {**methods,
                                                                     **starts}.items()},
            "floors": {str(s): f[0] for s, f in floors.items()},
-           "neg_entropy": {str(s): v for s, v in neg_h.items()}, "prefix_kl": prof}
+           "neg_entropy": {str(s): v for s, v in neg_h.items()}, "prefix_kl": prof,
+           "verdicts": verdicts}
     return text, out
 
 
@@ -406,15 +433,22 @@ def main(argv: list[str] | None = None) -> int:
         print(t_tune)
         t_test, tested = test(b, best, best_tw)
         print(t_test)
+        texts = [t_models, t_tune, t_test]
         res = {"oracle": b.spec.to_json(), "train": b.train_spec.__dict__, "models": models,
                "budget": b.budget.__dict__, "tuning": tuning, **tested}
         if b.budget.speed:
             t_speed, points = speed(b, tuning)
             print(t_speed)
+            texts.append(t_speed)
             res["speed"] = points
             floor = summary({0: tested["floors"]["0.0"]}, "energy")[0]
             speed_figure(points, floor, a.out / f"speed_d{d}.png")
         allres[d] = res
+        md = "\n".join(texts)
+        for suffix, body in (("md", md), ("rst", md_to_rst(md))):
+            tpath = a.out / f"tables_d{d}.{suffix}"
+            tpath.with_suffix(".tmp").write_text(body)
+            os.replace(tpath.with_suffix(".tmp"), tpath)
         path = a.out / f"d{d}.json"
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(res, indent=1, default=str))
