@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,22 +28,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _compounding_config import (
-    ORACLES,
-    QUICK_ORACLES,
-    QUICK_SEEDS,
-    QUICK_TRAIN,
-    TRAIN,
-    TRAIN_SEEDS,
-)
-from _compounding_data import make_oracle
-from _compounding_metrics import (
-    forward_kl,
-    neg_entropy,
-    oracle_floor,
-    prefix_reverse_kl,
-    sample_metrics,
-)
+from _compounding_config import ORACLES, QUICK_ORACLES
+from _compounding_metrics import forward_kl, neg_entropy, oracle_floor, sample_metrics
 from _compounding_report import (
     Runs,
     fmt,
@@ -56,13 +41,9 @@ from _compounding_report import (
     summary,
     table,
 )
-from _compounding_samplers import (
-    corrector_grid,
-    run_method,
-    target_sigma,
-    tweedie_grid,
-)
-from _compounding_train import OBJECTIVES, train_one, train_state
+from _compounding_runs import Bench, _gen
+from _compounding_samplers import corrector_grid, tweedie_grid
+from _compounding_train import OBJECTIVES, train_state
 
 from ncmle_prob import samplers
 
@@ -81,120 +62,6 @@ def verdict(m: float, se: float, higher_is_better: bool, dof: int | None = None)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "compounding"
 KL_SIGMAS = (0.0, 0.1, 0.2, 0.5, 1.0)
-SPLIT_SEED = {"tune": 1, "spread": 2, "test": 3, "floor": 4, "kl": 5, "ref": 6, "speed": 7}
-
-
-@dataclass(frozen=True)
-class Budget:
-    """Set sizes and seeds of one D (see the docs page for why these sizes)."""
-
-    n_tune: int
-    n_test: int
-    n_ref: int
-    n_kl: int
-    tune_train_seeds: tuple[int, ...]
-    test_sample_seeds: tuple[int, ...]
-    spread_seeds: tuple[int, ...]
-    sigma_starts: tuple[float, ...] = (0.2, 0.5, 1.0)
-    times: tuple[float, ...] = (0.1, 0.3, 1.0)
-    num_levels: int = 5
-    steps_per_level: int = 20
-    #: the grid under the predictor-corrector engine (steps per level, predictors, correctors)
-    pc_steps: tuple[int, ...] = (2, 5, 10)
-    pc_predictors: tuple[str, ...] = ("reverse_diffusion", "probability_flow", "none")
-    pc_correctors: tuple[str, ...] = ("langevin", "mala")
-    speed: bool = False
-    #: options overriding a sampler's defaults in the speed table (--quick only: smaller budgets)
-    speed_overrides: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
-
-
-BUDGETS = {
-    64: Budget(500, 1000, 2000, 2000, (0, 1, 2), (0, 1, 2), (10, 11, 12, 13), speed=True),
-    256: Budget(300, 500, 1000, 1000, (0,), (0, 1), (10, 11, 12), pc_steps=(2, 5),
-                pc_predictors=("reverse_diffusion", "none")),
-}
-QUICK_BUDGET = Budget(80, 100, 200, 200, (0,), (0, 1), (10, 11), sigma_starts=(0.5,),
-                      times=(0.3,), num_levels=2, steps_per_level=3, pc_steps=(2,),
-                      pc_predictors=("reverse_diffusion",), pc_correctors=("mala",), speed=True,
-                      speed_overrides=(("annealed_langevin", (("num_levels", 2),
-                                                              ("steps_per_level", 3))),
-                                       ("score_corrected_ancestral", (("num_levels", 2),
-                                                                      ("steps_per_level", 3)))))
-
-
-class Cache:
-    """Metrics of finished runs, keyed by a string, saved atomically after every run."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.data: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
-
-    def get(self, key: str, fn: Any) -> Any:
-        if key not in self.data:
-            self.data[key] = fn()
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.data))
-            os.replace(tmp, self.path)
-        return self.data[key]
-
-
-def _gen(split: str, train_seed: int, sample_seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(SPLIT_SEED[split] * 100_000 + train_seed * 1000
-                                         + sample_seed)
-
-
-class Bench:
-    """One D: models, references, cached runs.r"""
-
-    def __init__(self, d: int, quick: bool, ckpt: Path, log: Any) -> None:
-        self.d, self.log = d, log
-        self.spec = (QUICK_ORACLES if quick else ORACLES)[d]
-        self.train_spec = (QUICK_TRAIN if quick else TRAIN)[d]
-        self.seeds = QUICK_SEEDS if quick else TRAIN_SEEDS
-        self.budget = QUICK_BUDGET if quick else BUDGETS[d]
-        self.q = make_oracle(self.spec)
-        self.ckpt = ckpt
-        self.cache = Cache(ckpt / f"cache_d{d}.json")
-        self.models = {
-            (obj, s): train_one(self.q, obj, s, self.train_spec, ckpt, log=log)
-            for s in self.seeds for obj in OBJECTIVES
-        }
-        self._refs: dict[tuple[str, float], torch.Tensor] = {}
-
-    def ref(self, split: str, sigma: float) -> torch.Tensor:
-        key = (split, sigma)
-        if key not in self._refs:
-            g = _gen("ref", SPLIT_SEED[split], int(sigma * 1000))
-            self._refs[key] = self.q.at(sigma).sample((self.budget.n_ref,), generator=g)
-        return self._refs[key]
-
-    def run(self, method: dict[str, Any], split: str, train_seed: int, sample_seed: int,
-            num: int) -> dict[str, Any]:
-        opts = json.dumps(method.get("opts", {}), sort_keys=True)  # engine options in the key
-        key = f"{method['label']}|{opts}|{split}|t{train_seed}|s{sample_seed}|n{num}"
-
-        def compute() -> dict[str, Any]:
-            models = {obj: self.models[(obj, train_seed)] for obj in OBJECTIVES}
-            g = _gen(split, train_seed, sample_seed)
-            x, info = run_method(method, models, self.q, num, g)
-            sigma = target_sigma(method)
-            ref_split = "tune" if split in ("tune", "spread") else "test"
-            out = {**info, **sample_metrics(x, self.q, sigma, self.ref(ref_split, sigma))}
-            if method["kind"] == "ancestral" or (method["kind"] == "start"
-                                                 and method["model"] == "ncmle"):
-                prof = prefix_reverse_kl(models[method["model"]], self.q, x, sigma)
-                out["prefix_kl"] = {str(i): v[0] for i, v in prof.items()}
-                out["reverse_kl"], out["reverse_kl_se"] = prof[self.d]
-            self.log(f"[d={self.d}] {key}: energy {out['energy']:.4g} "
-                     f"({info['seconds']:.1f}s)")
-            return out
-
-        return self.cache.get(key, compute)
-
-    def runs(self, method: dict[str, Any], split: str, train_seeds: tuple[int, ...],
-             sample_seeds: tuple[int, ...], num: int) -> Runs:
-        return {t: [self.run(method, split, t, s, num) for s in sample_seeds]
-                for t in train_seeds}
 
 
 def _model_table(b: Bench) -> tuple[str, dict[str, Any]]:
