@@ -67,6 +67,9 @@ def test_quick_run_prints_every_table_and_writes_results(quick: tuple[str, Path]
     assert res["tuning"]["chosen"].startswith("corrected")
     for name in ("prefix_kl.png", "speed_d16.png"):
         assert (folder / name).stat().st_size > 1000
+    rst = (folder / "tables_d16.rst").read_text()
+    assert rst.count(".. list-table::") == out.count("\n## ")  # one RST table per table
+    assert "\\(a) corrector" in rst  # "(a) ..." escaped, not an enumerated list
     # resumable: the checkpoints and the run cache are on disk
     assert sorted(p.name for p in (folder / "ckpt").glob("*.pt")) == [
         "d16_mle_s0.pt", "d16_mle_s1.pt", "d16_ncmle_s0.pt", "d16_ncmle_s1.pt"]
