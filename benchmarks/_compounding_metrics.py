@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 
 import torch
-from _compounding_data import component_log_probs, posterior, prefix_oracle
+from _compounding_data import component_log_probs, mixture_log_prob, posterior
 from scipy.stats import chi2
 from torch import Tensor
 
@@ -55,9 +55,8 @@ def prefix_reverse_kl(
     """``{i: (KL, SE)}`` for exact draws ``x`` of the model at σ (nats)."""
     cum = per_dim_log_probs(model, x.float(), sigma).double().cumsum(-1)
     out = {}
-    qs = q.at(sigma)
     for i in prefix_lengths(x.shape[-1], parts):
-        log_q = prefix_oracle(qs, i).log_prob(x[:, :i].double())
+        log_q = mixture_log_prob(q, x.double(), sigma, prefix=i)
         out[i] = mean_se(cum[:, i - 1] - log_q)
     return out
 
@@ -70,15 +69,15 @@ def forward_kl(
     qs = q.at(sigma)
     x = qs.sample((num,), generator=generator)
     lp = model(sigma).log_prob(x.float()).double()
-    return mean_se(qs.log_prob(x) - lp)
+    return mean_se(mixture_log_prob(q, x, sigma) - lp)
 
 
 def neg_entropy(
     q: NoisyGaussianMixture, sigma: float, num: int, generator: torch.Generator
 ) -> tuple[float, float]:
     r""":math:`-H(q_\sigma) = \mathbb E_{q_\sigma}[\log q_\sigma]` by MC, with its SE."""
-    qs = q.at(sigma)
-    return mean_se(qs.log_prob(qs.sample((num,), generator=generator)))
+    x = q.at(sigma).sample((num,), generator=generator)
+    return mean_se(mixture_log_prob(q, x, sigma))
 
 
 def _plausible_threshold(q: NoisyGaussianMixture, sigma: float, features: int) -> Tensor:

@@ -20,7 +20,13 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "bench_compounding.py"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _compounding_data import OracleSpec, make_oracle, prefix_oracle  # noqa: E402
+from _compounding_data import (  # noqa: E402
+    OracleSpec,
+    component_log_probs,
+    make_oracle,
+    mixture_log_prob,
+    prefix_oracle,
+)
 from _compounding_metrics import (  # noqa: E402
     per_dim_log_probs,
     prefix_reverse_kl,
@@ -88,6 +94,18 @@ def test_prefix_oracle_is_the_exact_marginal() -> None:
     grid = torch.linspace(-8, 8, 4001, dtype=torch.float64)[:, None]
     mass = prefix_oracle(q, 1).log_prob(grid).exp().sum() * (grid[1, 0] - grid[0, 0])
     assert abs(float(mass) - 1.0) < 1e-6  # Riemann sum of a smooth density, step 4e-3
+
+
+@pytest.mark.parametrize("sigma", [0.0, 0.5])
+def test_fast_shared_covariance_path_equals_the_generic_oracle(sigma: float) -> None:
+    q = make_oracle(OracleSpec(features=16, components=3, lengthscale=3.0))
+    x = q.at(sigma).sample((40,), generator=torch.Generator().manual_seed(2))
+    generic = torch.stack([q.at(sigma).component(k).log_prob(x) for k in range(3)], -1)
+    # float64 throughout; the expanded quadratic form loses at most ~1e-12 relative
+    assert torch.allclose(component_log_probs(q, x, sigma), generic, rtol=1e-9, atol=1e-9)
+    assert torch.allclose(mixture_log_prob(q, x, sigma), q.at(sigma).log_prob(x), atol=1e-9)
+    pre = prefix_oracle(q.at(sigma), 7).log_prob(x[:, :7])
+    assert torch.allclose(mixture_log_prob(q, x, sigma, prefix=7), pre, atol=1e-9)
 
 
 def test_prefix_kl_of_the_full_order_is_the_reverse_kl_and_model_prefixes_sum() -> None:
