@@ -38,7 +38,7 @@ class Budget:
     test_sample_seeds: tuple[int, ...]
     spread_seeds: tuple[int, ...]
     sigma_starts: tuple[float, ...] = (0.2, 0.5, 1.0)
-    times: tuple[float, ...] = (0.1, 0.3, 1.0)
+    times: tuple[float, ...] = (0.3, 1.0)
     num_levels: int = 5
     steps_per_level: int = 20
     #: the grid under the predictor-corrector engine (steps per level, predictors, correctors)
@@ -51,8 +51,9 @@ class Budget:
 
 
 BUDGETS = {
-    64: Budget(500, 1000, 2000, 2000, (0, 1, 2), (0, 1, 2), (10, 11, 12, 13), speed=True),
-    256: Budget(300, 500, 1000, 1000, (0,), (0, 1), (10, 11, 12), pc_steps=(2, 5),
+    64: Budget(300, 600, 2000, 2000, (0, 1, 2), (0, 1, 2), (10, 11, 12), pc_steps=(3, 10),
+               pc_predictors=("reverse_diffusion", "none"), speed=True),
+    256: Budget(200, 300, 1000, 1000, (0,), (0, 1), (10, 11, 12), pc_steps=(2, 5),
                 pc_predictors=("reverse_diffusion", "none")),
 }
 QUICK_BUDGET = Budget(80, 100, 200, 200, (0,), (0, 1), (10, 11), sigma_starts=(0.5,),
