@@ -42,7 +42,7 @@ from _compounding_report import (
     table,
 )
 from _compounding_runs import Bench, _gen
-from _compounding_samplers import corrector_grid, tweedie_grid
+from _compounding_samplers import corrector_grid, engine_api, tweedie_grid
 from _compounding_train import OBJECTIVES, train_state
 
 from ncmle_prob import samplers
@@ -291,7 +291,10 @@ def main(argv: list[str] | None = None) -> int:
     log = (lambda s: None) if a.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
     allres: dict[int, dict[str, Any]] = {}
     print(f"# Compounding benchmark{' (--quick: NOT a result)' if a.quick else ''}\n")
-    print(f"Sampler options in use: {sorted(samplers.options('score_corrected_ancestral'))}\n")
+    import ncmle_prob
+
+    print(f"Library: {ncmle_prob.__file__}; sampler API: {engine_api()}; options of "
+          f"score_corrected_ancestral: {sorted(samplers.options('score_corrected_ancestral'))}\n")
     for d in dims:
         b = Bench(d, a.quick, ckpt, log)
         t_models, models = _model_table(b)
@@ -301,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
         t_test, tested = test(b, best, best_tw)
         print(t_test)
         texts = [t_models, t_tune, t_test]
-        res = {"oracle": b.spec.to_json(), "train": b.train_spec.__dict__, "models": models,
+        res = {"library": ncmle_prob.__file__, "sampler_api": engine_api(),
+               "oracle": b.spec.to_json(), "train": b.train_spec.__dict__, "models": models,
                "budget": b.budget.__dict__, "tuning": tuning, **tested}
         if b.budget.speed:
             t_speed, points = speed(b, tuning)
