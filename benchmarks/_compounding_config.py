@@ -53,7 +53,7 @@ class Budget:
 BUDGETS = {
     64: Budget(300, 600, 2000, 2000, (0, 1, 2), (0, 1, 2), (10, 11, 12), pc_steps=(3, 10),
                pc_predictors=("reverse_diffusion", "none"), speed=True),
-    256: Budget(200, 300, 1000, 1000, (0,), (0, 1), (10, 11, 12), pc_steps=(2, 5),
+    256: Budget(200, 300, 1000, 1000, (0,), (0, 1), (10, 11, 12), pc_steps=(3,),
                 pc_predictors=("reverse_diffusion", "none")),
 }
 QUICK_BUDGET = Budget(80, 100, 200, 200, (0,), (0, 1), (10, 11), sigma_starts=(0.5,),
