@@ -165,7 +165,7 @@ def test(b: Bench, best: dict[str, Any], best_tw: dict[str, Any]) -> tuple[str, 
                           oracle_floor(b.q, sigma, bud.n_test, b.ref("test", sigma),
                                        _gen("floor", i, int(sigma * 1000))))
               for i in range(3)]
-        floors[sigma] = {0: fr}
+        floors[sigma] = {i: [f] for i, f in enumerate(fr)}  # SE over the 3 oracle sets
     neg_h = {sig: b.cache.get(f"negH|sigma{sig}", lambda sig=sig: neg_entropy(
         b.q, sig, 4 * bud.n_ref, _gen("floor", 9, int(sig * 1000)))) for sig in (0.0, s0)}
     n_seeds = f"{len(b.seeds)} training seeds × {len(bud.test_sample_seeds)} sampling seeds"
@@ -231,7 +231,7 @@ def test(b: Bench, best: dict[str, Any], best_tw: dict[str, Any]) -> tuple[str, 
                          [[k] + [fmt(*prof[k][i]) for i in lengths] for k in prof])
     out = {"methods": {k: {"spec": m, "runs": res[k]} for k, m in {**methods,
                                                                     **starts}.items()},
-           "floors": {str(s): f[0] for s, f in floors.items()},
+           "floors": {str(s): [r[0] for r in f.values()] for s, f in floors.items()},
            "neg_entropy": {str(s): v for s, v in neg_h.items()}, "prefix_kl": prof,
            "verdicts": verdicts}
     return text, out
