@@ -146,7 +146,7 @@ def md_to_rst(markdown: str) -> str:
             i += 1
             continue
         if ln.startswith("## "):
-            out += [f".. rubric:: {ln[3:]}", ""]
+            out += [f".. rubric:: {ln[3:].replace('|', chr(92) + '|')}", ""]
         elif ln.startswith("|"):
             rows = []
             while i < len(lines) and lines[i].startswith("|"):
@@ -160,6 +160,6 @@ def md_to_rst(markdown: str) -> str:
             out.append("")
             continue
         else:
-            out.append(ln)
+            out.append(ln.replace("|", "\\|"))  # no RST substitutions in prose
         i += 1
     return "\n".join(out) + "\n"
