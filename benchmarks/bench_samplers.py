@@ -2,9 +2,10 @@
 
 Run ``python benchmarks/bench_samplers.py [--quick] [--device cuda]``. It prints
 
-1. on a MADE with D = 64: the cost of one Langevin (and MALA) step relative to one public
-   ``dist.score`` call (goal <= 1.1x), ancestral sampling relative to D network forwards
-   (goal <= 1.2x), and samples/s of each sampler with its default options;
+1. on a MADE with D = 64: the cost of one corrector step (``langevin`` and ``mala``)
+   relative to one ``dist.log_prob_and_score`` pass (goal <= 1.1x), ancestral sampling
+   relative to D network forwards (goal <= 1.2x), and samples/s of each registered sampler
+   with its default options;
 2. on the 2-D task (8-mode ring, a briefly trained MADE): energy distance to the data,
    wall time and samples/s of each sampler, i.e. sample quality per unit time.
 
@@ -31,6 +32,7 @@ from ncmle_prob.divergences import energy_distance
 from ncmle_prob.models import MADE
 from ncmle_prob.objectives import NoiseLevelPrior, ncmle_loss
 from ncmle_prob.samplers import anneal
+from ncmle_prob.samplers.engine import at_level
 
 
 def _sync(device: torch.device) -> None:
@@ -49,9 +51,10 @@ def speed(device: torch.device, quick: bool) -> None:
     s_vec = torch.full((n,), sigma, device=device)
     alpha = 1e-4
     g = torch.Generator(device=device).manual_seed(0)
+    bound = at_level(dist, sigma)
 
-    def score() -> None:
-        dist.score(x, sigma)
+    def score() -> None:  # one log_prob_and_score pass on the fast path, as inside a level
+        bound.log_prob_and_score(x, validate=False)
         _sync(device)
 
     def forward() -> None:
@@ -59,12 +62,15 @@ def speed(device: torch.device, quick: bool) -> None:
             model.conditional_params(x, s_vec)
         _sync(device)
 
+    # one level of `steps` corrector steps costs steps + 1 passes (one starts the level)
     def langevin() -> None:
-        anneal(dist, x, [sigma], [alpha], steps, generator=g)
+        anneal(dist, x, [sigma], corrector="langevin", step_rule="fixed", step_size=alpha,
+               steps_per_level=steps, generator=g)
         _sync(device)
 
     def mala() -> None:
-        anneal(dist, x, [sigma], [alpha], steps, metropolis=True, generator=g)
+        anneal(dist, x, [sigma], corrector="mala", step_rule="fixed", step_size=alpha,
+               steps_per_level=steps, generator=g)
         _sync(device)
 
     def ancestral() -> None:
@@ -79,28 +85,33 @@ def speed(device: torch.device, quick: bool) -> None:
     print(f"\n## Speed on MADE(D={d}, hidden=256, logistic_mixture x4), batch {n}, {device}")
     print("| measure | ratio [IQR] | goal |")
     print("|---|---|---|")
-    print(f"| Langevin step / score call (level of {steps} steps) | "
-          f"{t.ratio('langevin', 'score', steps)} | <= 1.1x |")
-    print(f"| MALA step / score call | {t.ratio('mala', 'score', steps)} | (log p comes free) |")
+    print(f"| langevin corrector step / log_prob_and_score (level of {steps} steps + 1 pass) | "
+          f"{t.ratio('langevin', 'score', steps + 1)} | <= 1.1x |")
+    print(f"| mala corrector step / log_prob_and_score | {t.ratio('mala', 'score', steps + 1)} "
+          f"| <= 1.1x |")
     print(f"| ancestral sample / (D x forward) | {t.ratio('ancestral', 'forward', d)} | "
           f"<= 1.2x |")
-    print(f"\nmedian per call: score {t.median('score') * 1e3:.2f} ms, forward "
+    print(f"\nmedian per call: log_prob_and_score {t.median('score') * 1e3:.2f} ms, forward "
           f"{t.median('forward') * 1e3:.2f} ms")
 
-    print("\n| sampler (default options) | network evaluations | samples/s |")
+    print("\n| sampler (default options) | network calls per sample | samples/s |")
     print("|---|---|---|")
-    for method in ("ancestral", "annealed_langevin", "score_corrected_ancestral"):
-        opts = {} if method != "annealed_langevin" or not quick else {"steps_per_level": 20}
-        samplers.sample(dist, 4, method, generator=g, **opts)  # warm-up
+    for method in samplers.available():
+        target = dist if not method.startswith("pyro_") else model(sigma)  # MCMC: a density
+        opts = {"warmup_steps": 50} if quick and method.startswith("pyro_") else {}
+        samplers.sample(target, 4, method, generator=g, **opts)  # warm-up
         start = time.perf_counter()
-        _, info = samplers.sample(dist, n, method, generator=g, return_info=True, **opts)
+        _, info = samplers.sample(target, n, method, generator=g, return_info=True, **opts)
         _sync(device)
         el = time.perf_counter() - start
-        evals = f"{d} forwards" if method == "ancestral" else (
-            f"{info.score_evals} scores (+{d} fwd)" if info.start_sigma else
-            f"{info.score_evals} scores")
-        note = " (20 steps/level)" if opts else ""
-        print(f"| {method}{note} | {evals} | {n / el:.1f} |")
+        if method == "ancestral":
+            evals = f"{d} forwards"
+        elif method.startswith("pyro_"):
+            warm = opts.get("warmup_steps", samplers.options(method)["warmup_steps"][1])
+            evals = f"1 + {warm}/n (one chain, sigma={sigma})"
+        else:
+            evals = f"{info.score_evals}" + (f" (+{d} fwd)" if info.start_sigma else "")
+        print(f"| {method} | {evals} | {n / el:.1f} |")
 
 
 def _train(steps: int, prior: NoiseLevelPrior) -> MADE:
@@ -126,9 +137,11 @@ def quality(device: torch.device, quick: bool) -> None:
     configs = [
         ("ancestral", {}),
         ("annealed_langevin", {}),
-        ("annealed_langevin", {"metropolis": True}),
+        ("annealed_langevin", {"corrector": "langevin"}),
         ("score_corrected_ancestral", {}),
-        ("score_corrected_ancestral", {"metropolis": True}),
+        ("score_corrected_ancestral", {"corrector": "langevin"}),
+        ("score_corrected_ancestral", {"predictor": "none", "corrector": "langevin",
+                                       "step_rule": "technique4"}),
     ]
     priors = {
         "default prior (p0=0.2, sigma in [0.01, 1])": (NoiseLevelPrior(), 0.01),
@@ -146,8 +159,8 @@ def quality(device: torch.device, quick: bool) -> None:
         print("|---|---|---|---|---|")
         for method, opts in configs:
             o = dict(opts)
-            if method != "ancestral":
-                o["sigma_min"] = smin
+            if method != "ancestral" and smin > 0.01:
+                o["sigma_min"] = smin  # stop where the model was trained, then Tweedie
             g = torch.Generator(device=device).manual_seed(1)
             start = time.perf_counter()
             x, info = samplers.sample(dist, n, method, generator=g, return_info=True, **o)
@@ -155,7 +168,7 @@ def quality(device: torch.device, quick: bool) -> None:
             el = time.perf_counter() - start
             ed = float(energy_distance(x, ref))
             acc = "-" if info.acceptance_rates is None else f"{min(info.acceptance_rates):.3f}"
-            tag = method + (" +MALA" if opts.get("metropolis") else "")
+            tag = method + "".join(f" {k}={v}" for k, v in opts.items())
             print(f"| {tag} | {ed:.5f} | {el:.2f} | {n / el:.0f} | {acc} |")
 
 

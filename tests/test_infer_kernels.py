@@ -12,7 +12,7 @@ from pyro.infer import MCMC, NUTS
 from pyro.ops.stats import effective_sample_size
 
 from ncmle_prob.distributions import NoisyGaussian
-from ncmle_prob.infer import MALA, AnnealedLangevin, noise_level
+from ncmle_prob.infer import MALA, AnnealedLangevinKernel, noise_level
 
 PRIOR_SIGMA = 0.5
 
@@ -70,7 +70,7 @@ def test_gaussian_posterior(kernel: str, device: torch.device) -> None:
     if kernel == "mala":
         k = MALA(model)
     elif kernel == "annealed":
-        k = AnnealedLangevin(model, sigma_max=5.0, sigma_min=PRIOR_SIGMA, num_levels=4)
+        k = AnnealedLangevinKernel(model, sigma_max=5.0, sigma_min=PRIOR_SIGMA, num_levels=4)
     else:
         k = NUTS(model)
     n = {"mala": 1500, "annealed": 2500, "nuts": 300}[kernel]
@@ -130,13 +130,24 @@ def test_kernel_bad_arguments() -> None:
     with pytest.raises(ValueError, match="step_size"):
         MALA(lambda: None, step_size=-1.0)
     with pytest.raises(ValueError, match="sigma_min"):
-        AnnealedLangevin(lambda: None, sigma_max=0.1, sigma_min=1.0)
+        AnnealedLangevinKernel(lambda: None, sigma_max=0.1, sigma_min=1.0)
+
+
+def test_old_kernel_name_is_a_deprecated_alias() -> None:
+    from ncmle_prob import infer
+    from ncmle_prob.samplers import engine
+
+    with pytest.warns(DeprecationWarning, match="AnnealedLangevinKernel"):
+        k = infer.AnnealedLangevin(lambda: None, sigma_max=1.0, sigma_min=0.01, num_levels=3)
+    assert isinstance(k, AnnealedLangevinKernel)
+    # the kernel's ladder is the samplers' one ladder builder
+    assert k.sigmas == engine.ladder(1.0, 0.01, 3)
 
 
 def test_registry_samplers(device: torch.device) -> None:
-    from ncmle_prob import infer, samplers  # noqa: F401  (importing infer registers them)
+    from ncmle_prob import samplers
 
-    assert {"pyro_mala", "pyro_langevin"} <= set(samplers.available())
+    assert {"pyro_mala", "pyro_langevin"} <= set(samplers.available())  # listed by name
     d = NoisyGaussian(torch.tensor([1.0, -1.0], device=device),
                       torch.tensor([[1.0, 0.5], [0.5, 1.0]], device=device), sigma=0.5)
     g = torch.Generator(device=device).manual_seed(0)
@@ -148,5 +159,6 @@ def test_registry_samplers(device: torch.device) -> None:
     assert torch.all((x.mean(0) - d.mean).abs() <= 4.5 * sd / math.sqrt(ess)), (x.mean(0), ess)
     y = samplers.sample(d, 300, method="pyro_langevin", generator=g, warmup_steps=200,
                         sigma_max=3.0, num_levels=4)
+    assert samplers.options("pyro_langevin")["metropolis"][1] is True  # exact by default
     assert y.shape == (300, 2) and bool(torch.isfinite(y).all())
     assert samplers.options("pyro_mala")["thin"][1] == 1

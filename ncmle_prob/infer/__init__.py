@@ -1,14 +1,15 @@
 """Pyro inference with noise-conditional priors.
 
 * :class:`noise_level`: effect handler rebinding σ of every noise-conditional site;
-* :class:`MALA`, :class:`AnnealedLangevin`: Langevin kernels for :class:`pyro.infer.MCMC`
-  (also in the sampler registry as ``pyro_mala`` and ``pyro_langevin``);
+* :class:`MALA`, :class:`AnnealedLangevinKernel`: Langevin kernels for :class:`pyro.infer.MCMC`
+  (also in the sampler registry as ``pyro_mala`` and ``pyro_langevin``, registered by name in
+  :mod:`ncmle_prob.samplers`; importing this package changes no registry).
+  ``AnnealedLangevin`` is a deprecated alias of :class:`AnnealedLangevinKernel`;
 * :func:`denoise`, :func:`inpaint`, :func:`deblur`, :func:`restore`: linear inverse problems;
 * :func:`infer_noise_level`: posterior of an unknown noise level from the exact
   :math:`p(y \\mid \\sigma_y)`.
 """
 
-from . import mcmc_samplers
 from .handlers import noise_level, rebind_sigma
 from .inverse import (
     RestoreResult,
@@ -20,12 +21,13 @@ from .inverse import (
     psnr,
     restore,
 )
-from .kernels import MALA, AnnealedLangevin, LangevinKernel
+from .kernels import MALA, AnnealedLangevin, AnnealedLangevinKernel, LangevinKernel
 from .noise_inference import NoiseLevelPosterior, infer_noise_level, noise_level_model
 
 __all__ = [
     "MALA",
     "AnnealedLangevin",
+    "AnnealedLangevinKernel",
     "LangevinKernel",
     "NoiseLevelPosterior",
     "RestoreResult",
@@ -35,10 +37,18 @@ __all__ = [
     "infer_noise_level",
     "inpaint",
     "linear_gaussian_model",
-    "mcmc_samplers",
     "noise_level",
     "noise_level_model",
     "psnr",
     "rebind_sigma",
     "restore",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """The ``mcmc_samplers`` module, imported on first access."""
+    if name == "mcmc_samplers":
+        import importlib
+
+        return importlib.import_module(".mcmc_samplers", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,5 +1,8 @@
 """Langevin MCMC kernels for ``pyro.infer.MCMC``: MALA and annealed Langevin.
 
+The annealing ladder of :class:`AnnealedLangevinKernel` comes from the samplers' engine
+(:func:`ncmle_prob.samplers.engine.ladder`, the one ladder builder of the library).
+
 Both move every latent site of a Pyro model jointly along the gradient of the model's log
 joint density in Pyro's unconstrained space (the *posterior score*, by autograd of the
 potential that :func:`pyro.infer.mcmc.util.initialize_model` builds): for a model with a
@@ -20,6 +23,7 @@ the unadjusted kernel, where a high target keeps its discretisation bias small.
 from __future__ import annotations
 
 import math
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -33,16 +37,17 @@ from pyro.ops.integrator import potential_grad
 from pyro.ops.welford import WelfordCovariance
 from torch import Tensor
 
+from ..samplers.engine import ladder
 from .handlers import noise_level
 
-__all__ = ["MALA", "AnnealedLangevin", "LangevinKernel"]
+__all__ = ["MALA", "AnnealedLangevin", "AnnealedLangevinKernel", "LangevinKernel"]
 
 
 class LangevinKernel(MCMCKernel):
     """Preconditioned (Metropolis-adjusted) Langevin kernel over a Pyro model's potential.
 
     Warm-up (the ``warmup_steps`` of :class:`pyro.infer.MCMC`) is always Metropolis-adjusted
-    and, after an optional annealing phase (see :class:`AnnealedLangevin`), runs
+    and, after an optional annealing phase (see :class:`AnnealedLangevinKernel`), runs
     dual-averaging adaptation of the step towards ``target_accept``; from 15 % to 75 % of it
     the diagonal of the posterior covariance is estimated (Welford) and becomes the
     preconditioner :math:`M`; the step is then re-adapted and frozen at the end of warm-up.
@@ -220,7 +225,7 @@ class LangevinKernel(MCMCKernel):
         with noise_level(self._anneal_sigma):
             return self.model(*args, **kwargs)
 
-    def _set_anneal_level(self, t: int) -> None:  # overridden by AnnealedLangevin
+    def _set_anneal_level(self, t: int) -> None:  # overridden by AnnealedLangevinKernel
         pass
 
     def _potential(self, z: dict[str, Tensor]) -> Tensor:
@@ -292,7 +297,7 @@ class MALA(LangevinKernel):
         super().__init__(model, **kwargs)
 
 
-class AnnealedLangevin(LangevinKernel):
+class AnnealedLangevinKernel(LangevinKernel):
     """Annealed Langevin dynamics (Song & Ermon, 2019) over a Pyro model's potential.
 
     The first ``anneal_fraction`` of warm-up walks a geometric ladder
@@ -320,7 +325,7 @@ class AnnealedLangevin(LangevinKernel):
         >>> def model():
         ...     pyro.sample("x", NoisyGaussian(torch.zeros(2), torch.eye(2)))
         >>> pyro.set_rng_seed(0)
-        >>> kernel = AnnealedLangevin(model, sigma_max=3.0, num_levels=5)
+        >>> kernel = AnnealedLangevinKernel(model, sigma_max=3.0, num_levels=5)
         >>> mcmc = MCMC(kernel, num_samples=100, warmup_steps=100, disable_progbar=True)
         >>> mcmc.run()
         >>> mcmc.get_samples()["x"].shape
@@ -348,9 +353,7 @@ class AnnealedLangevin(LangevinKernel):
             raise ValueError(f"anneal_fraction must be in [0, 1), got {anneal_fraction!r}")
         kwargs.setdefault("metropolis", False)
         kwargs.setdefault("target_accept", 0.8)
-        self.sigmas: Sequence[float] = torch.logspace(
-            math.log10(sigma_max), math.log10(sigma_min), int(num_levels), dtype=torch.float64
-        ).tolist()
+        self.sigmas: Sequence[float] = ladder(float(sigma_max), float(sigma_min), int(num_levels))
         self.anneal_fraction = float(anneal_fraction)
         self._level = -1
         super().__init__(model, **kwargs)
@@ -374,3 +377,16 @@ class AnnealedLangevin(LangevinKernel):
             self._level = level
             self._anneal_sigma = sigma
             self._cache = None
+
+
+class AnnealedLangevin(AnnealedLangevinKernel):
+    """Deprecated alias of :class:`AnnealedLangevinKernel` (kept for one release; the name
+    ``AnnealedLangevin`` belongs to the sampler :class:`ncmle_prob.samplers.AnnealedLangevin`).
+    """
+
+    def __init__(self, model: Callable[..., Any] | None = None, **kwargs: Any) -> None:
+        warnings.warn(
+            "ncmle_prob.infer.AnnealedLangevin is deprecated: use AnnealedLangevinKernel",
+            DeprecationWarning, stacklevel=2,
+        )
+        super().__init__(model, **kwargs)

@@ -3,8 +3,14 @@
 ``samplers.sample(dist, n, method="pyro_mala")`` runs one :class:`~ncmle_prob.infer.MALA` chain
 of :class:`pyro.infer.MCMC` on the one-site model ``x ~ dist`` and returns its ``n`` draws after
 warm-up (thinned by ``thin``); ``pyro_langevin`` does the same with
-:class:`~ncmle_prob.infer.AnnealedLangevin`. Draws of one chain are correlated: use them for
-expectations, not as independent samples.
+:class:`~ncmle_prob.infer.AnnealedLangevinKernel`. Draws of one chain are correlated: use them
+for expectations, not as independent samples, and judge them by their effective sample size.
+One chain cannot hop between well-separated modes (e.g. a mixture at σ = 0 whose modes are many
+standard deviations apart): for those use the population samplers ``annealed_langevin`` or
+``score_corrected_ancestral``.
+
+Both are registered in :mod:`ncmle_prob.samplers` *by name* (``samplers.available()`` lists
+them before anything imports this module); ``samplers.get("pyro_mala")`` imports it.
 """
 
 from __future__ import annotations
@@ -16,9 +22,8 @@ import torch
 from pyro.infer import MCMC
 from torch import Tensor
 
-from .. import samplers
 from ..distributions.base import NoiseConditionalDistribution
-from .kernels import MALA, AnnealedLangevin, LangevinKernel
+from .kernels import MALA, AnnealedLangevinKernel, LangevinKernel
 
 __all__ = ["pyro_langevin", "pyro_mala"]
 
@@ -58,7 +63,6 @@ def _run(
     return x.detach().to(dtype=dist.dtype)
 
 
-@samplers.register("pyro_mala")
 def pyro_mala(
     dist: NoiseConditionalDistribution,
     num_samples: int,
@@ -71,6 +75,10 @@ def pyro_mala(
     target_accept: float = 0.574,
 ) -> Tensor:
     """One MALA chain of ``pyro.infer.MCMC`` (exact for the distribution's log density).
+
+    **Default budget**: 300 warm-up steps, then one step per returned draw; one
+    log-prob-and-score pass per step: ``300 / n + 1`` network calls per sample (draws are
+    correlated: about 3 steps per effective sample on an isotropic Gaussian).
 
     Args:
         dist: the target, at its bound σ.
@@ -86,7 +94,6 @@ def pyro_mala(
                 step_size=step_size, target_accept=target_accept)
 
 
-@samplers.register("pyro_langevin")
 def pyro_langevin(
     dist: NoiseConditionalDistribution,
     num_samples: int,
@@ -97,10 +104,14 @@ def pyro_langevin(
     thin: int = 1,
     sigma_max: float = 1.0,
     num_levels: int = 10,
-    metropolis: bool = False,
+    metropolis: bool = True,
 ) -> Tensor:
     """One annealed-Langevin chain of ``pyro.infer.MCMC`` (annealed warm-up from ``sigma_max``
     down to the bound σ, then Langevin steps at the bound σ).
+
+    **Default budget**: 400 warm-up steps (half of them annealing), then one step per draw:
+    ``400 / n + 1`` network calls per sample. The draws are Metropolis-adjusted by default
+    (exact); ``metropolis=False`` gives unadjusted steps, biased by the step size.
 
     Args:
         dist: the target, at its bound σ.
@@ -115,6 +126,8 @@ def pyro_langevin(
     """
     target = float(dist.sigma.max())
     sigma_min = max(target, 1e-3)
-    return _run(dist, AnnealedLangevin, num_samples, generator, progress, warmup_steps, thin,
+    return _run(dist, AnnealedLangevinKernel, num_samples, generator, progress, warmup_steps, thin,
                 sigma_max=max(sigma_max, sigma_min), sigma_min=sigma_min,
-                num_levels=num_levels, metropolis=metropolis)
+                num_levels=num_levels, metropolis=metropolis,
+                # MALA's optimal rate when exact; a high rate bounds ULA's bias otherwise
+                target_accept=0.574 if metropolis else 0.8)

@@ -3,7 +3,8 @@
 .. code-block:: python
 
     from ncmle_prob import samplers
-    samplers.available()   # ['ancestral', 'annealed_langevin', 'score_corrected_ancestral']
+    samplers.available()  # ['ancestral', 'annealed_langevin', 'pyro_langevin', 'pyro_mala',
+                          #  'score_corrected_ancestral']
     x = samplers.sample(dist, 1000, method="score_corrected_ancestral", generator=g)
 
 Every sampler targets the distribution's bound σ by default, returns
@@ -11,16 +12,37 @@ Every sampler targets the distribution's bound σ by default, returns
 takes ``generator=`` (reproducible draws) and ``progress=`` (a tqdm bar).
 
 * ``ancestral``: exact draws, one dimension at a time (:mod:`.ancestral`);
-* ``annealed_langevin``: Song & Ermon's annealed Langevin dynamics, optionally
-  Metropolis-adjusted (MALA) with the exact log density (:mod:`.langevin`);
-* ``score_corrected_ancestral``: ancestral draws at a moderate σ corrected by Langevin steps
-  with the exact score, then Tweedie (:mod:`.score_corrected`).
+* ``annealed_langevin``: predictor–corrector annealing from a Gaussian start
+  (:mod:`.langevin`, on the shared engine :mod:`.engine`);
+* ``score_corrected_ancestral``: ancestral draws at a moderate σ corrected by
+  predictor–corrector annealing with the exact score (:mod:`.score_corrected`);
+* ``pyro_mala``, ``pyro_langevin``: one chain of :class:`pyro.infer.MCMC` with the kernels of
+  :mod:`ncmle_prob.infer` (registered lazily: imported on first use).
+
+Predictors (:mod:`.predictors`) and correctors (:mod:`.correctors`) of the annealing samplers
+are registries of their own, with the same decorator pattern as samplers.
 """
 
-from . import ancestral, langevin, schedules, score_corrected, tweedie
+from . import (
+    ancestral,
+    correctors,
+    engine,
+    langevin,
+    predictors,
+    schedules,
+    score_corrected,
+    tweedie,
+)
 from .ancestral import Ancestral
-from .langevin import AnnealedLangevin, anneal
+from .annealing import AnnealingOptions
+from .correctors import correctors as available_correctors
+from .correctors import get_corrector, register_corrector, unregister_corrector
+from .engine import AnnealResult, anneal, ladder
+from .langevin import AnnealedLangevin
+from .predictors import get_predictor, register_predictor, unregister_predictor
+from .predictors import predictors as available_predictors
 from .registry import (
+    NamedRegistry,
     SampleInfo,
     Sampler,
     SamplerDivergenceError,
@@ -29,6 +51,7 @@ from .registry import (
     option,
     options,
     register,
+    register_lazy,
     sample,
     unregister,
 )
@@ -37,7 +60,10 @@ from .tweedie import snap_to_grid, tweedie_denoise
 
 __all__ = [
     "Ancestral",
+    "AnnealResult",
     "AnnealedLangevin",
+    "AnnealingOptions",
+    "NamedRegistry",
     "SampleInfo",
     "Sampler",
     "SamplerDivergenceError",
@@ -45,11 +71,22 @@ __all__ = [
     "ancestral",
     "anneal",
     "available",
+    "available_correctors",
+    "available_predictors",
+    "correctors",
+    "engine",
     "get",
+    "get_corrector",
+    "get_predictor",
+    "ladder",
     "langevin",
     "option",
     "options",
+    "predictors",
     "register",
+    "register_corrector",
+    "register_lazy",
+    "register_predictor",
     "sample",
     "schedules",
     "score_corrected",
@@ -57,4 +94,6 @@ __all__ = [
     "tweedie",
     "tweedie_denoise",
     "unregister",
+    "unregister_corrector",
+    "unregister_predictor",
 ]

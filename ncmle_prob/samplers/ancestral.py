@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from ..distributions import NoiseConditionalDistribution
-from .langevin import at_level
+from .engine import at_level
 from .registry import SampleInfo, Sampler, option, register
 from .tweedie import snap_to_grid
 

@@ -48,8 +48,10 @@ from torch import Tensor
 
 from ..distributions import NoiseConditionalDistribution
 from ..distributions.validation import describe_shape
+from .named import NamedRegistry
 
 __all__ = [
+    "NamedRegistry",
     "SampleInfo",
     "Sampler",
     "SamplerDivergenceError",
@@ -58,12 +60,11 @@ __all__ = [
     "option",
     "options",
     "register",
+    "register_lazy",
     "sample",
     "unregister",
 ]
 
-_REGISTRY: dict[str, type[Sampler] | Callable[..., Tensor]] = {}
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RESERVED = frozenset({"dist", "num_samples", "generator", "progress", "return_info", "method"})
 
 
@@ -76,19 +77,29 @@ class SamplerDivergenceError(ValueError):
 
 @dataclass
 class SampleInfo:
-    """Diagnostics of one sampler run (``sampler.info`` after a call, or
+    r"""Diagnostics of one sampler run (``sampler.info`` after a call, or
     ``sample(..., return_info=True)``).
 
     Attributes:
         method: registered name of the sampler.
-        sigmas: the Langevin noise levels, in the order visited (empty for ancestral).
-        step_sizes: the Langevin step size :math:`\\alpha_i` of each level.
-        steps_per_level: Langevin steps per level.
-        acceptance_rates: per-level mean Metropolis acceptance rate (``None`` without MALA).
+        sigmas: the annealing noise levels, in the order visited (empty for ancestral).
+        step_sizes: the corrector step :math:`\alpha_i` of each level (for an adapted step,
+            its final value at that level).
+        steps_per_level: corrector steps per level.
+        acceptance_rates: per-level mean Metropolis acceptance rate (``None`` without a
+            Metropolis-adjusted corrector).
+        langevin_time: the total Langevin time :math:`S = \sum_i \sum_t \alpha_{i,t}` of the
+            corrector steps (the sum of every step actually taken; :math:`\sum_i T_i\alpha_i`
+            for a fixed step). Directions of data variance :math:`\lambda \gtrsim S` cannot
+            relax by the corrector alone.
+        predictor: name of the predictor between levels (``None`` for ancestral).
+        corrector: name of the corrector at each level (``None`` for ancestral).
         start_sigma: σ of the initial ancestral draw, if any.
         denoised_at: σ of the final Tweedie step, if one was taken.
         snapped: whether the output was rounded to a discretized family's grid.
-        score_evals: number of batched score (or log-prob-and-score) evaluations.
+        grid_acceptance: acceptance rate of the Metropolis steps on the grid (discretized
+            families at σ = 0), ``None`` if none were taken.
+        score_evals: number of batched score (log-prob-and-score) evaluations.
         seconds: wall time of the run.
     """
 
@@ -97,9 +108,13 @@ class SampleInfo:
     step_sizes: tuple[float, ...] = ()
     steps_per_level: int = 0
     acceptance_rates: tuple[float, ...] | None = None
+    langevin_time: float = 0.0
+    predictor: str | None = None
+    corrector: str | None = None
     start_sigma: float | None = None
     denoised_at: float | None = None
     snapped: bool = False
+    grid_acceptance: float | None = None
     score_evals: int = 0
     seconds: float = 0.0
 
@@ -188,47 +203,50 @@ def register(name: str) -> Callable[[Any], Any]:
         ValueError: ``name`` is taken or not an identifier.
         TypeError: the decorated object is neither kind.
     """
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise ValueError(f"sampler name must be an identifier-like string, got {name!r}")
+    return _SAMPLERS.register(name)
 
-    def decorate(obj: Any) -> Any:
-        if name in _REGISTRY:
-            raise ValueError(
-                f"a sampler named {name!r} is already registered; pick another name or "
-                f"unregister({name!r}) first"
+
+def _check_sampler(name: str, obj: Any) -> Any:
+    if inspect.isclass(obj):
+        if not issubclass(obj, Sampler):
+            raise TypeError(f"a sampler class must subclass Sampler, got {obj.__name__}")
+        if "__dataclass_fields__" not in obj.__dict__:
+            obj = dataclass(obj)
+        obj.name = name
+    elif callable(obj):
+        params = inspect.signature(obj).parameters
+        missing = [p for p in ("generator", "progress") if p not in params]
+        if len(params) < 2 or missing:
+            raise TypeError(
+                f"sampler function {name!r} must take (dist, num_samples, *, generator, "
+                f"progress, **options); missing {missing or ['dist, num_samples']}"
             )
-        if inspect.isclass(obj):
-            if not issubclass(obj, Sampler):
-                raise TypeError(f"a sampler class must subclass Sampler, got {obj.__name__}")
-            if "__dataclass_fields__" not in obj.__dict__:
-                obj = dataclass(obj)
-            obj.name = name
-        elif callable(obj):
-            params = inspect.signature(obj).parameters
-            missing = [p for p in ("generator", "progress") if p not in params]
-            if len(params) < 2 or missing:
-                raise TypeError(
-                    f"sampler function {name!r} must take (dist, num_samples, *, generator, "
-                    f"progress, **options); missing {missing or ['dist, num_samples']}"
-                )
-        else:
-            raise TypeError(f"register expects a Sampler subclass or a function, got {obj!r}")
-        _REGISTRY[name] = obj
-        _option_specs(name)  # fails early on untyped options
-        return obj
+    else:
+        raise TypeError(f"register expects a Sampler subclass or a function, got {obj!r}")
+    _specs_of(name, obj)  # fails early on untyped options
+    return obj
 
-    return decorate
+
+_SAMPLERS = NamedRegistry("sampler", _check_sampler)
+_SAMPLERS.register_lazy("pyro_mala", "ncmle_prob.infer.mcmc_samplers:pyro_mala")
+_SAMPLERS.register_lazy("pyro_langevin", "ncmle_prob.infer.mcmc_samplers:pyro_langevin")
+
+
+def register_lazy(name: str, target: str) -> None:
+    """Registers sampler ``name`` by import path ``"package.module:attribute"``: it is listed
+    by :func:`available` at once and imported by :func:`get` on first use (how the Pyro-backed
+    ``pyro_mala`` and ``pyro_langevin`` are registered, without importing Pyro's MCMC)."""
+    _SAMPLERS.register_lazy(name, target)
 
 
 def unregister(name: str) -> None:
     """Removes a sampler from the registry (built-in ones included)."""
-    _lookup(name)
-    del _REGISTRY[name]
+    _SAMPLERS.unregister(name)
 
 
 def available() -> list[str]:
-    """Sorted names of the registered samplers."""
-    return sorted(_REGISTRY)
+    """Sorted names of the registered samplers (lazily registered ones included)."""
+    return _SAMPLERS.names()
 
 
 def options(name: str) -> dict[str, tuple[type, Any, str]]:
@@ -302,9 +320,7 @@ def sample(
 
 # ---------------------------------------------------------------------------------- helpers
 def _lookup(name: str) -> type[Sampler] | Callable[..., Tensor]:
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown sampler {name!r}; available samplers: {available()}")
-    return _REGISTRY[name]
+    return _SAMPLERS.get(name)
 
 
 @dataclass(frozen=True)
@@ -369,7 +385,10 @@ def _docstring_help(fn: Callable[..., Any]) -> dict[str, str]:
 
 
 def _option_specs(name: str) -> dict[str, _Spec]:
-    obj = _lookup(name)
+    return _specs_of(name, _lookup(name))
+
+
+def _specs_of(name: str, obj: Any) -> dict[str, _Spec]:
     specs: dict[str, _Spec] = {}
     if inspect.isclass(obj):
         hints = typing.get_type_hints(obj)
