@@ -1,7 +1,11 @@
 """Sphinx configuration of the ncmle_prob documentation.
 
-Built offline: autodoc imports the installed package (nothing is mocked), the math is rendered by
-MathJax in the reader's browser, and no intersphinx inventories are fetched. ``sphinx-build -W``
+Built and read offline: autodoc imports the installed package (nothing is mocked), no
+intersphinx inventories are fetched, and the math is rendered in the reader's browser by a
+MathJax 3 copy that ships with the ``sphinx-mathjax-offline`` package (the ``docs`` extra) and is
+copied into ``_static/mathjax`` of the build, so a reader without network sees rendered math,
+not raw TeX. No page loads a script, style sheet, font or image from the network
+(tests/test_docs.py checks the built HTML). ``sphinx-build -W``
 must pass (tests/test_docs.py checks it), and the ``.. doctest::`` blocks of the guides run with
 ``sphinx-build -b doctest``.
 """
@@ -22,11 +26,17 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
+    # MathJax 3 bundled in a wheel, copied into _static/mathjax: no CDN (see the docstring)
+    "sphinx-mathjax-offline",
     "sphinx.ext.viewcode",
     "sphinx.ext.doctest",
 ]
 
 exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+
+# the local copy set by sphinx-mathjax-offline, stated here too so that the offline choice is
+# visible in this file (a path relative to _static)
+mathjax_path = "mathjax/tex-chtml.js"
 nitpicky = False
 root_doc = "index"
 

@@ -7,10 +7,13 @@
    KL to the oracle q_σ shows what training at every noise level buys.
 3. A zuko flow made noise-conditional by ``NoiseConditionalFlow`` (if zuko is installed).
 
-Run: ``python examples/compose_flows.py`` (about a minute on a laptop CPU).
+Run: ``python examples/compose_flows.py [--steps 700] [--zuko-steps 500]`` (about a minute on
+a laptop CPU; ``--help`` lists the options and runs nothing).
 """
 
 from __future__ import annotations
+
+import argparse
 
 import torch
 from nflows.flows import Flow
@@ -59,8 +62,21 @@ def train(model, data, prior, steps=700):
     return model
 
 
-def main() -> None:
-    torch.manual_seed(0)
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The example's options (parsed before anything runs)."""
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=int, default=700,
+                   help="training steps of each nflows flow (default: 700)")
+    p.add_argument("--zuko-steps", type=int, default=500,
+                   help="training steps of the zuko flow, 0 to skip it (default: 500)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
+    torch.manual_seed(args.seed)
     q = oracle()
     # 1. composition with a Pyro spline: the noise lives in the base space
     spline = Spline(2, count_bins=8, bound=3.0)
@@ -71,8 +87,8 @@ def main() -> None:
 
     # 2. nflows Flow on our base: NCMLE vs MLE
     data = q.sample((4096,), generator=torch.Generator().manual_seed(0))
-    ncmle = train(flow_model(), data, NoiseLevelPrior(sigma_min=0.05))
-    mle = train(flow_model(), data, NoiseLevelPrior.mle())
+    ncmle = train(flow_model(), data, NoiseLevelPrior(sigma_min=0.05), args.steps)
+    mle = train(flow_model(), data, NoiseLevelPrior.mle(), args.steps)
     print("2. exact KL(q_σ || p_σ) in nats (grid integration):")
     print(f"   {'σ':>5s} {'NCMLE':>8s} {'MLE':>8s}")
     with torch.no_grad():
@@ -82,6 +98,9 @@ def main() -> None:
             print(f"   {s:5.2f} {k1:8.4f} {k2:8.4f}")
 
     # 3. zuko
+    if args.zuko_steps == 0:
+        print("3. zuko skipped (--zuko-steps 0)")
+        return
     try:
         import zuko
     except ImportError:
@@ -91,7 +110,7 @@ def main() -> None:
     zflow = NoiseConditionalFlow(
         zuko.flows.MAF(features=2, context=emb.num_features, transforms=3,
                        hidden_features=(32, 32)), (2,), emb)
-    train(zflow, data, NoiseLevelPrior(sigma_min=0.05), 500)
+    train(zflow, data, NoiseLevelPrior(sigma_min=0.05), args.zuko_steps)
     with torch.no_grad():
         print("3. zuko MAF by NCMLE: KL at σ = 0.5:",
               round(float(kl_divergence_grid(q, zflow(0.5), 0.5, lo=-5, hi=5, n=200)), 4))

@@ -38,10 +38,11 @@ def train_prior(x: torch.Tensor, steps: int) -> MADE:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=1500, help="training steps of the prior")
-    ap.add_argument("--images", type=int, default=8)
-    ap.add_argument("--out", default=None, help="optional PNG of all results")
+    ap.add_argument("--images", type=int, default=8, help="test digits restored")
+    ap.add_argument("--out", default=None, help="optional PNG of all results, one row each")
     args = ap.parse_args()
     data = load_digits().flatten()
     model = train_prior(data.train, args.steps)
@@ -79,11 +80,13 @@ def main() -> None:
 
     if args.out:
         from ncmle_prob.cli.plots import image_grid
-        from ncmle_prob.infer.cli_restore import rows_canvas
 
-        canvas = rows_canvas([clean, y, den, y_in, inp, y_bl, deb], (8, 8))
-        print("wrote", image_grid(canvas[None], args.out, title="rows: clean, noisy, denoised, "
-                                  "masked, inpainted, blurred, deblurred"))
+        rows = [clean, y, den, y_in, inp, y_bl, deb]
+        labels = ["clean", f"noisy (σ_y={sigma_y})", "denoised", "masked", "inpainted",
+                  "blurred", "deblurred"]
+        tiles = torch.cat(rows).reshape(-1, 1, 8, 8)
+        print("wrote", image_grid(tiles, args.out, cols=clean.shape[0], row_labels=labels,
+                                  title="MADE prior (NCMLE), MALA posterior means"))
 
 
 if __name__ == "__main__":

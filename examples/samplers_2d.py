@@ -2,15 +2,15 @@
 ``ancestral``, ``annealed_langevin`` and ``score_corrected_ancestral`` (with and without the
 Metropolis adjustment) and compare them with exact draws of the data by energy distance.
 
-Run ``python examples/samplers_2d.py [--steps 800] [--out samplers_2d.png]``; with matplotlib
-installed it also writes a scatter plot of every sampler's draws (atomically: temp + rename).
+Run ``python examples/samplers_2d.py [--steps 800] [--out samplers_2d.png]``. It writes a
+scatter plot of every sampler's draws to ``--out`` (default ``samplers_2d.png``; needs
+matplotlib; ``--out ''`` skips it), atomically (temp + rename).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
+import io
 import time
 from pathlib import Path
 
@@ -46,42 +46,40 @@ def train(steps: int, seed: int = 0) -> MADE:
     return model.requires_grad_(False)
 
 
-def plot(draws: dict[str, torch.Tensor], path: Path) -> None:
-    """Scatter plots of every sampler's draws, written atomically."""
-    import matplotlib
+def plot(draws: dict[str, torch.Tensor], path: Path) -> Path:
+    """Scatter plots of every sampler's draws, one titled panel each, written atomically."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ncmle_prob.training.checkpoint import atomic_write
 
-    fig, axes = plt.subplots(1, len(draws), figsize=(3 * len(draws), 3), squeeze=False)
-    for ax, (name, x) in zip(axes[0], draws.items()):
+    fig = Figure(figsize=(3 * len(draws), 3.2))
+    FigureCanvasAgg(fig)  # no pyplot, no global backend switch
+    axes = fig.subplots(1, len(draws), squeeze=False)[0]
+    for ax, (name, x) in zip(axes, draws.items()):
         ax.scatter(x[:, 0].numpy(), x[:, 1].numpy(), s=1, alpha=0.4)
-        ax.set_title(name, fontsize=8)
+        ax.set_title(name, fontsize=9)
         ax.set_xlim(-1.2, 1.2)
         ax.set_ylim(-1.2, 1.2)
         ax.set_aspect("equal")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=100)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    return atomic_write(path, lambda f: f.write(buf.getvalue()))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=800, help="training steps")
-    parser.add_argument("--num-samples", type=int, default=2000)
-    parser.add_argument("--out", type=Path, default=None, help="PNG path (needs matplotlib)")
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=800, help="training steps (default: 800)")
+    parser.add_argument("--num-samples", type=int, default=2000,
+                        help="draws per sampler (default: 2000)")
+    parser.add_argument("--out", default="samplers_2d.png",
+                        help="PNG path (default: samplers_2d.png; '' for none)")
+    parser.add_argument("--seed", type=int, default=0, help="training seed (default: 0)")
     args = parser.parse_args()
 
-    model = train(args.steps)
+    model = train(args.steps, args.seed)
     dist = model()  # sigma = 0: clean data
     data = gaussian_mixture().sample((args.num_samples,), generator=torch.Generator()
                                      .manual_seed(1))
@@ -100,9 +98,8 @@ def main() -> None:
         if info.acceptance_rates is not None:
             extra = f" (acceptance >= {min(info.acceptance_rates):.3f})"
         print(f"| {name} | {float(energy_distance(x, data)):.5f}{extra} | {seconds:.2f} |")
-    if args.out is not None:
-        plot(draws, args.out)
-        print(f"wrote {args.out}")
+    if args.out:
+        print(f"wrote {plot(draws, Path(args.out))}")
 
 
 if __name__ == "__main__":

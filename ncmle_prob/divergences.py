@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from .distributions import NoiseConditionalDistribution
-from .distributions.validation import describe_shape
+from .distributions.validation import check_positive_int, describe_shape
 
 __all__ = ["energy_distance", "energy_test", "kl_divergence_grid", "kl_divergence_mc"]
 
@@ -119,10 +119,8 @@ def kl_divergence_grid(
         )
     if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
         raise ValueError(f"need finite lo < hi, got lo={lo!r}, hi={hi!r}")
-    if int(n) != n or n < 2:
-        raise ValueError(f"n must be an integer >= 2, got {n!r}")
-    if int(chunk_size) != chunk_size or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    n = check_positive_int("n", n, minimum=2)
+    chunk_size = check_positive_int("chunk_size", chunk_size)
     _check_continuous("p", p, sigma)
     _check_continuous("q", q, sigma)
     n = int(n)
@@ -229,8 +227,7 @@ def kl_divergence_mc(
         True
     """
     _check_pair(p, q)
-    if int(num_samples) != num_samples or num_samples < 2:
-        raise ValueError(f"num_samples must be an integer >= 2, got {num_samples!r}")
+    num_samples = check_positive_int("num_samples", num_samples, minimum=2)
     _check_continuous("p", p, sigma)
     _check_continuous("q", q, sigma)
     source = p if sigma is None else p.at(sigma)
@@ -332,8 +329,7 @@ def energy_test(
         >>> p_same > 0.05, p_shift < 0.01
         (True, True)
     """
-    if int(num_permutations) != num_permutations or num_permutations < 1:
-        raise ValueError(f"num_permutations must be a positive integer, got {num_permutations!r}")
+    num_permutations = check_positive_int("num_permutations", num_permutations)
     stat = energy_distance(x, y)
     xf, yf = _flatten_samples("x", x), _flatten_samples("y", y)
     pooled = torch.cat([xf, yf.to(xf.dtype)], dim=0)

@@ -44,7 +44,7 @@ def test_demo_output_dir_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_p
 def test_evaluate_table_and_plot(demo_dir: Path, tmp_path: Path, capsys) -> None:
     plot = tmp_path / "rob.png"
     rc = main(["evaluate", str(demo_dir / "mle" / "last.pt"), str(demo_dir / "ncmle" / "last.pt"),
-               "--sigmas", "0,0.1", "--plot", str(plot)])
+               "--sigmas", "0,0.1", "--plot", str(plot), "--metric-samples", "50"])
     out = capsys.readouterr().out
     assert rc == 0 and plot.read_bytes().startswith(PNG)
     lines = out.splitlines()
@@ -52,6 +52,9 @@ def test_evaluate_table_and_plot(demo_dir: Path, tmp_path: Path, capsys) -> None
     rows = [line.split() for line in lines[header + 1 : header + 3]]
     assert [float(r[0]) for r in rows] == [0.0, 0.1]
     assert all(math.isfinite(float(v)) for r in rows for v in r[1:])
+    # image checkpoints of a data set with a shipped classifier also report sample metrics
+    metric_lines = [line for line in lines if "FCD" in line]
+    assert len(metric_lines) == 2 and all("floor" in line for line in metric_lines)
 
 
 def test_sample_with_registry_methods(demo_dir: Path, tmp_path: Path) -> None:
@@ -80,6 +83,7 @@ def test_train_on_a_toy_then_scatter(tmp_path: Path, capsys) -> None:
     from ncmle_prob.training import load_checkpoint
 
     assert load_checkpoint(out / "last.pt").step == 30
+    assert "steps 20 -> 30 (resumed)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
@@ -87,12 +91,13 @@ def test_train_on_a_toy_then_scatter(tmp_path: Path, capsys) -> None:
     [
         (["train", "--data", "cifar10"], "unknown dataset 'cifar10'"),
         (["train", "--bogus"], "unrecognized arguments: --bogus"),
-        (["train", "--steps", "many"], "invalid int value: 'many'"),
+        (["train", "--steps", "many"], "argument --steps: must be an integer, got 'many'"),
         (["evaluate", "missing.pt"], "checkpoint not found: missing.pt"),
         (["sample", "missing.pt"], "checkpoint not found: missing.pt"),
         (["evaluate", "x.pt", "--sigmas", "0,-1"], "--sigmas must be non-empty, finite and >= 0"),
         (["train", "--data", "mnist", "--data-dir", "/nonexistent"], "mnist not found"),
-        (["demo", "--lr", "-1", "--quick", "--quiet"], "lr must be a positive finite number"),
+        (["demo", "--lr", "-1", "--quick", "--quiet"],
+         "argument --lr: must be a finite number > 0"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
     ],
 )
@@ -109,9 +114,9 @@ def test_sampler_option_errors(demo_dir: Path, capsys) -> None:
     pytest.importorskip("ncmle_prob.samplers")
     ckpt = str(demo_dir / "mle" / "last.pt")
     assert main(["sample", ckpt, "--method", "teleport"]) == 2
-    assert "unknown sampler 'teleport'" in capsys.readouterr().err
+    assert "--method: unknown sampler 'teleport'" in capsys.readouterr().err
     assert main(["sample", ckpt, "--option", "warp=9"]) == 2
-    assert "unknown option 'warp' for sampler 'ancestral'" in capsys.readouterr().err
+    assert "--option: unknown option 'warp' for sampler 'ancestral'" in capsys.readouterr().err
     assert main(["sample", ckpt, "--option", "noequals"]) == 2
     assert "key=value" in capsys.readouterr().err
 
@@ -127,7 +132,7 @@ def test_foreign_checkpoint_via_console_script(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("command", ["train", "evaluate", "sample", "demo"])
-def test_help_shows_defaults(command: str, capsys) -> None:
+def test_help_shows_defaults(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main([command, "--help"])
     assert exc.value.code == 0

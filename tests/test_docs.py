@@ -9,6 +9,7 @@ The doctest build reuses the HTML build's doctrees, so the sources are read only
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -97,3 +98,35 @@ def test_guide_examples_run(html_build: tuple[Path, Path], tmp_path: Path) -> No
     # none (e.g. after a change to conf.py) must not pass silently.
     for guide in ("quickstart", "concepts", "oracles", "pyro"):
         assert f"Document: guides/{guide}" in report, f"no example of guides/{guide} ran"
+
+
+# Resources a page *loads* (scripts, style sheets, fonts, images, frames, iframes): none may come
+# from the network, so an offline reader gets the same page (rendered math included). Plain
+# hyperlinks in the text (<a href="https://...">, e.g. to a paper or PyTorch's wheel index)
+# are deliberately allowed: following one is the reader's choice and loads nothing by itself.
+_LOADED = re.compile(
+    r"<(?:script|img|iframe|frame|source|embed|audio|video)\b[^>]*\bsrc\s*=\s*[\"']?(https?:)?//"
+    r"|<link\b[^>]*\bhref\s*=\s*[\"']?(https?:)?//"
+    r"|@import\s+(?:url\()?[\"']?(https?:)?//"
+    r"|url\(\s*[\"']?(https?:)?//",
+    re.IGNORECASE,
+)
+
+
+def test_built_html_loads_nothing_from_the_network(html_build: tuple[Path, Path]) -> None:
+    html, _ = html_build
+    pages = sorted(html.rglob("*.html"))
+    styles = sorted(p for p in (html / "_static").rglob("*.css"))
+    assert len(pages) > 10 and styles
+    offenders = []
+    for path in pages + styles:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for m in _LOADED.finditer(text):
+            offenders.append(f"{path.relative_to(html)}: {text[m.start() : m.start() + 120]!r}")
+    assert not offenders, "external resources:\n" + "\n".join(offenders[:20])
+    # the math is rendered by the local MathJax copy, which the pages actually reference
+    guide = (html / "guides" / "concepts.html").read_text(encoding="utf-8")
+    src = re.search(r"<script[^>]*src=\"([^\"]*tex-chtml\.js)\"", guide)
+    assert src is not None, "concepts.html does not load MathJax"
+    assert (html / "guides" / src.group(1)).resolve().is_file(), src.group(1)
+    assert (html / "_static" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2").is_dir()

@@ -150,7 +150,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path) -> None:
     ("kwargs", "match"),
     [
         ({"steps": 5, "epochs": 1}, "exactly one of steps and epochs"),
-        ({"steps": 0}, "steps must be a positive integer"),
+        ({"steps": 0}, "steps must be an integer >= 1"),
         ({"steps": 5, "lr": -1.0}, "lr must be"),
         ({"steps": 5, "amp": "bf16"}, "needs a CUDA device"),
         ({"steps": 5, "amp": "int8"}, "amp must be"),

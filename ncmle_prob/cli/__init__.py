@@ -1,5 +1,8 @@
 """The ``ncmle`` command: ``train``, ``evaluate``, ``sample``, ``restore`` and ``demo``.
 
+Building the parser imports neither torch nor Pyro (each command imports what it needs when it
+runs), so ``ncmle --help`` and argument errors come back at once.
+
 User mistakes (bad arguments, unknown data set or option, missing or damaged checkpoint,
 missing data files) print one line ``ncmle: error: ...`` and exit with status 2; set
 ``NCMLE_DEBUG=1`` to see the traceback instead.
@@ -20,8 +23,7 @@ __all__ = ["build_parser", "main"]
 def build_parser() -> argparse.ArgumentParser:
     """The ``ncmle`` argument parser."""
     from .. import __version__
-    from ..infer import cli_restore
-    from . import demo, evaluate, sample, train
+    from . import demo, evaluate, restore, sample, train
 
     parser = Parser(
         prog="ncmle",
@@ -30,10 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"ncmle_prob {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for module in (train, evaluate, sample):
+    for module in (train, evaluate, sample, restore, demo):
         module.add_parser(sub)
-    cli_restore.add_restore_subparser(sub)
-    demo.add_parser(sub)
     return parser
 
 
@@ -58,7 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("ncmle: interrupted", file=sys.stderr)
         return 130
     except Exception as e:
-        if os.environ.get("NCMLE_DEBUG") or not isinstance(e, _user_errors()):
+        # a CLIError needs no import; the other user errors' classes import torch
+        user = isinstance(e, CLIError) or isinstance(e, _user_errors())  # noqa: SIM101
+        if os.environ.get("NCMLE_DEBUG") or not user:
             raise
         message = " ".join(str(e).split()) or type(e).__name__
         print(f"ncmle: error: {message}", file=sys.stderr)

@@ -1,4 +1,8 @@
-"""Shared pieces of the command line: one-line errors, parsing helpers, data and model set-up."""
+"""Shared pieces of the command line: one-line errors, argument types, output-path checks, data.
+
+Nothing here imports torch at module level: ``ncmle --help`` and argument errors must come back
+without paying for torch/Pyro (they are imported inside the commands' ``run`` functions).
+"""
 
 from __future__ import annotations
 
@@ -6,19 +10,32 @@ import argparse
 import math
 import os
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import torch
-from torch import Tensor
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
 
 __all__ = [
+    "DATASETS",
     "CLIError",
+    "HelpFormatter",
     "Parser",
     "RunData",
+    "check_data_args",
+    "check_output_dir",
+    "check_output_file",
+    "decay",
     "is_main_process",
     "load_run_data",
+    "make_generator",
+    "nonnegative_float",
     "parse_floats",
     "parse_options",
+    "positive_float",
+    "positive_int",
+    "probability",
     "say",
 ]
 
@@ -34,6 +51,156 @@ class Parser(argparse.ArgumentParser):
         raise CLIError(f"{message} (see '{self.prog} --help')")
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Appends ``(default: X)`` once, only where it says something.
+
+    Not for required options, flags (``store_true``), ``None`` defaults or help texts that
+    already state their default. A help text may be a zero-argument callable, evaluated only
+    when the help is printed (so listing the sampler registry costs nothing otherwise).
+    """
+
+    def _format_action(self, action: argparse.Action) -> str:
+        if callable(action.help):
+            action.help = action.help()
+        return super()._format_action(action)
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            text
+            and "default" not in text
+            and not action.required
+            and action.option_strings
+            and default is not None
+            and default is not argparse.SUPPRESS
+            and not isinstance(default, bool)
+            and default != []
+        ):
+            text += " (default: %(default)s)"
+        return text
+
+
+def _number(text: str, kind: type) -> Any:
+    try:
+        value = kind(text)
+    except ValueError:
+        what = "an integer" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+    if kind is float and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer ``>= 1`` (the error names the flag through argparse)."""
+    value = _number(text, int)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse type: an integer ``>= 0``."""
+    value = _number(text, int)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number ``> 0``."""
+    value = _number(text, float)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+def nonnegative_float(text: str) -> float:
+    """argparse type: a finite number ``>= 0``."""
+    value = _number(text, float)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
+
+
+def probability(text: str) -> float:
+    """argparse type: a number in ``[0, 1]``."""
+    value = _number(text, float)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text!r}")
+    return value
+
+
+def decay(text: str) -> float:
+    """argparse type: a number in ``(0, 1)`` (an EMA decay)."""
+    value = _number(text, float)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1), got {text!r}")
+    return value
+
+
+def _check_parents(flag: str, path: Path) -> None:
+    """The nearest existing ancestor of ``path`` must be a writable folder."""
+    parent = path.parent
+    while not parent.exists():
+        if parent.is_symlink():  # a dangling link cannot become a folder
+            raise CLIError(f"{flag} {path}: {parent} is a broken link")
+        parent = parent.parent
+    if not parent.is_dir():
+        raise CLIError(f"{flag} {path}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise CLIError(f"{flag} {path}: no permission to write in {parent}")
+
+
+def check_output_file(flag: str, path: str | os.PathLike[str]) -> Path:
+    """Checks, before any work, that a file can be written at ``path`` (replacing a file).
+
+    Example:
+        >>> import tempfile
+        >>> from ncmle_prob.cli.common import check_output_file
+        >>> check_output_file("--out", tempfile.mkdtemp())
+        Traceback (most recent call last):
+        ...
+        ncmle_prob.cli.common.CLIError: --out ...: is a folder; give a file name
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise CLIError(f"{flag} {p}: is a folder; give a file name")
+    if p.exists() and not os.access(p, os.W_OK):
+        raise CLIError(f"{flag} {p}: the file exists and is not writable")
+    _check_parents(flag, p)
+    return p
+
+
+def check_output_dir(flag: str, path: str | os.PathLike[str], *files: str) -> Path:
+    """Checks, before any work, that ``path`` is (or can become) a writable folder, and that the
+    named ``files`` inside it are not folders.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from ncmle_prob.cli.common import check_output_dir
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "notes.txt"
+        >>> _ = f.write_text("x")
+        >>> check_output_dir("--out", f)
+        Traceback (most recent call last):
+        ...
+        ncmle_prob.cli.common.CLIError: --out .../notes.txt: is a file, not a folder
+    """
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise CLIError(f"{flag} {p}: is a file, not a folder")
+    if p.is_dir():
+        if not os.access(p, os.W_OK | os.X_OK):
+            raise CLIError(f"{flag} {p}: no permission to write in this folder")
+    else:
+        _check_parents(flag, p)
+    for name in files:
+        if (p / name).is_dir():
+            raise CLIError(f"{flag} {p}: {p / name} is a folder")
+    return p
+
+
 def is_main_process() -> bool:
     """False on the non-zero ranks of a torchrun launch (they stay silent)."""
     return os.environ.get("RANK", "0") == "0"
@@ -46,7 +213,13 @@ def say(*args: Any) -> None:
 
 
 def parse_floats(text: str, name: str = "sigmas") -> list[float]:
-    """``"0,0.05,0.2"`` → ``[0.0, 0.05, 0.2]``; each finite and ≥ 0."""
+    """``"0,0.05,0.2"`` → ``[0.0, 0.05, 0.2]``; each finite and ≥ 0.
+
+    Example:
+        >>> from ncmle_prob.cli.common import parse_floats
+        >>> parse_floats("0,0.05,0.2")
+        [0.0, 0.05, 0.2]
+    """
     try:
         values = [float(t) for t in text.split(",") if t.strip()]
     except ValueError as e:
@@ -56,6 +229,9 @@ def parse_floats(text: str, name: str = "sigmas") -> list[float]:
     return values
 
 
+_KIND_NAMES = {int: "an integer", float: "a number", str: "a string"}
+
+
 def _coerce(kind: type, key: str, text: str) -> Any:
     if kind is bool:
         low = text.lower()
@@ -63,20 +239,35 @@ def _coerce(kind: type, key: str, text: str) -> Any:
             return True
         if low in ("0", "false", "no", "off"):
             return False
-        raise CLIError(f"option {key} must be true or false, got {text!r}")
+        raise CLIError(f"--option {key}= must be true or false, got {text!r}")
     try:
         return kind(text)
     except (TypeError, ValueError) as e:
-        raise CLIError(f"option {key} must be a {kind.__name__}, got {text!r}") from e
+        what = _KIND_NAMES.get(kind, f"of type {kind.__name__}")
+        raise CLIError(f"--option {key}= must be {what}, got {text!r}") from e
+
+
+def sampler_names() -> list[str]:
+    """The sampler registry's names (imports torch: call it only when needed)."""
+    from .. import samplers
+
+    names = samplers.available()
+    if "pyro_mala" not in names:
+        # Registries that still register the Pyro kernels on import of ``ncmle_prob.infer``
+        # (before lazy registration by name): import it so that every sampler is listed.
+        from .. import infer  # noqa: F401
+
+        names = samplers.available()
+    return list(names)
 
 
 def parse_options(method: str, pairs: list[str]) -> dict[str, Any]:
     """Parses ``key=value`` sampler options with the registry's declared types."""
     from .. import samplers
-    if method not in samplers.available():
-        raise CLIError(
-            f"unknown sampler {method!r}; choose from {', '.join(samplers.available())}"
-        )
+
+    names = sampler_names()
+    if method not in names:
+        raise CLIError(f"--method: unknown sampler {method!r}; choose from {', '.join(names)}")
     spec = samplers.options(method)
     out: dict[str, Any] = {}
     for pair in pairs:
@@ -85,7 +276,7 @@ def parse_options(method: str, pairs: list[str]) -> dict[str, Any]:
             raise CLIError(f"--option must look like key=value, got {pair!r}")
         if key not in spec:
             raise CLIError(
-                f"unknown option {key!r} for sampler {method!r}; valid: "
+                f"--option: unknown option {key!r} for sampler {method!r}; valid: "
                 f"{', '.join(sorted(spec)) or '(none)'}"
             )
         out[key] = _coerce(spec[key][0], key, value)
@@ -103,13 +294,43 @@ class RunData:
     image_shape: tuple[int, ...] | None
 
 
+IDX_DATASETS = ("mnist", "fashion_mnist")
+
+
+#: the names of :data:`ncmle_prob.data.DATASETS`, kept here so that checking ``--data`` does
+#: not import torch (tests/test_cli_args.py checks that the two agree)
+DATASETS = ("digits", "mnist", "fashion_mnist", "gaussian_mixture", "rings", "checkerboard")
+
+
+def check_data_args(name: str, directory: str | None) -> None:
+    """Argument-level checks of ``--data``/``--data-dir`` (no data is read, torch not imported).
+
+    Example:
+        >>> from ncmle_prob.cli.common import check_data_args
+        >>> check_data_args("digits", "/data")
+        Traceback (most recent call last):
+        ...
+        ncmle_prob.cli.common.CLIError: --data-dir is only read for mnist and fashion_mnist ...
+    """
+    if name not in DATASETS:
+        raise CLIError(f"--data: unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
+    if directory is not None and name not in IDX_DATASETS:
+        raise CLIError(
+            f"--data-dir is only read for {' and '.join(IDX_DATASETS)} (IDX files); "
+            f"--data {name} ships with the package, drop --data-dir"
+        )
+
+
 def load_run_data(name: str, directory: str | None = None, bins: int | None = None) -> RunData:
     """Loads a data set by name for the command line (MADE works on flattened vectors)."""
-    from ..data import DATASETS, ImageData, load
+    from ..data import DatasetNotFoundError, ImageData, load
 
-    if name not in DATASETS:
-        raise CLIError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
-    data = load(name, directory=directory, bins=bins)
+    check_data_args(name, directory)
+    try:
+        data = load(name, directory=directory, bins=bins)
+    except DatasetNotFoundError as e:
+        # the loaders' hint names the Python argument; on the command line it is a flag
+        raise CLIError(str(e).replace("Pass directory=...", "Pass --data-dir DIR")) from e
     if isinstance(data, ImageData):
         flat = data.flatten()
         return RunData(name, flat.train, flat.test, data.bins, data.image_shape)
@@ -118,4 +339,6 @@ def load_run_data(name: str, directory: str | None = None, bins: int | None = No
 
 def make_generator(seed: int, device: torch.device) -> torch.Generator:
     """A seeded generator on ``device``."""
+    import torch
+
     return torch.Generator(device=device).manual_seed(seed)

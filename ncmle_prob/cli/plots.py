@@ -1,22 +1,28 @@
-"""PNG figures of the command line, drawn with matplotlib's Agg canvas and written atomically.
+"""PNG figures of the command line and the examples, drawn with matplotlib's Agg canvas and
+written atomically.
 
 No pyplot and no global backend switch: each figure is a bare :class:`matplotlib.figure.Figure`
 attached to its own ``FigureCanvasAgg``, so importing or calling this has no side effects.
+:func:`image_grid` is the one grid helper: sample grids, restore rows and the examples' figures
+all go through it (titles, gaps between tiles, labelled rows, a size that fits the content).
 """
 
 from __future__ import annotations
 
 import io
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import Tensor
+if TYPE_CHECKING:
+    from torch import Tensor
 
-from ..training.checkpoint import atomic_write
+__all__ = ["grid_canvas", "image_grid", "robustness_plot", "scatter_plot"]
 
-__all__ = ["image_grid", "robustness_plot", "scatter_plot"]
+#: colour of the gaps between tiles: neither black nor white, so that tiles of grey images
+#: whose borders are black (digits) or white stay apart
+GAP_COLOUR = (0.62, 0.72, 0.85)
 
 
 def _figure(width: float, height: float) -> Any:
@@ -31,8 +37,10 @@ def _figure(width: float, height: float) -> Any:
 
 
 def _save(fig: Any, path: str | Path) -> Path:
+    from ..training.checkpoint import atomic_write
+
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight")
+    fig.savefig(buf, format="png", bbox_inches="tight", pad_inches=0.05)
     return atomic_write(path, lambda f: f.write(buf.getvalue()))
 
 
@@ -53,28 +61,79 @@ def robustness_plot(
     return _save(fig, path)
 
 
-def image_grid(images: Tensor, path: str | Path, *, title: str = "") -> Path:
-    """A grid of images ``(N, C, H, W)`` with values in [-1, 1] (clipped); writes a PNG."""
+def grid_canvas(images: Tensor, cols: int, gap: int) -> Tensor:
+    """Tiles ``(N, C, H, W)`` images in [-1, 1] into an RGB canvas ``(rows·(H+gap)+gap,
+    cols·(W+gap)+gap, 3)`` in [0, 1], with :data:`GAP_COLOUR` between the tiles.
+
+    Example:
+        >>> import torch
+        >>> from ncmle_prob.cli.plots import grid_canvas
+        >>> grid_canvas(torch.zeros(5, 1, 8, 8), cols=3, gap=2).shape
+        torch.Size([22, 32, 3])
+    """
+    import torch
+
     if images.dim() != 4 or images.shape[1] not in (1, 3):
         raise ValueError(f"images must have shape (N, 1 or 3, H, W), got {tuple(images.shape)}")
-    n, c, h, w = images.shape
-    cols = math.ceil(math.sqrt(n))
+    n, _, h, w = images.shape
     rows = math.ceil(n / cols)
-    canvas = torch.ones(c, rows * (h + 1) + 1, cols * (w + 1) + 1)
-    x = ((images.detach().float().cpu().clamp(-1, 1) + 1) / 2)
+    canvas = torch.tensor(GAP_COLOUR).expand(rows * (h + gap) + gap, cols * (w + gap) + gap, 3)
+    canvas = canvas.clone()
+    x = ((images.detach().float().cpu().clamp(-1, 1) + 1) / 2).expand(n, 3, h, w)
     for i in range(n):
         r, q = divmod(i, cols)
-        top, left = 1 + r * (h + 1), 1 + q * (w + 1)
-        canvas[:, top : top + h, left : left + w] = x[i]
-    fig = _figure(max(2.0, cols * w / 12), max(2.0, rows * h / 12))
-    ax = fig.add_subplot(1, 1, 1)
-    if c == 1:
-        ax.imshow(canvas[0].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        top, left = gap + r * (h + gap), gap + q * (w + gap)
+        canvas[top : top + h, left : left + w] = x[i].permute(1, 2, 0)
+    return canvas
+
+
+def image_grid(
+    images: Tensor,
+    path: str | Path,
+    *,
+    title: str = "",
+    cols: int | None = None,
+    row_labels: Sequence[str] | None = None,
+) -> Path:
+    """A grid of images ``(N, C, H, W)`` with values in [-1, 1] (clipped); writes a PNG.
+
+    Args:
+        images: the tiles, filled row by row.
+        path: PNG path (written atomically).
+        title: figure title.
+        cols: tiles per row (default: a square-ish grid).
+        row_labels: one label per row, written left of the row.
+
+    Returns:
+        ``path``.
+    """
+    if images.dim() != 4:
+        raise ValueError(f"images must have shape (N, 1 or 3, H, W), got {tuple(images.shape)}")
+    n, _, h, w = images.shape
+    cols = cols or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    if row_labels is not None and len(row_labels) != rows:
+        raise ValueError(f"row_labels has {len(row_labels)} labels for {rows} rows")
+    gap = max(1, round(max(h, w) / 8))
+    canvas = grid_canvas(images, cols, gap)
+    # about 0.6 inch per 8-pixel tile, 1 inch per 28-pixel tile: digits stay readable, large
+    # grids stay on a page
+    tile = min(1.0, max(0.6, max(h, w) / 28))
+    width = min(16.0, cols * tile)
+    height = width * canvas.shape[0] / canvas.shape[1]
+    fig = _figure(width, height)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.imshow(canvas.numpy(), interpolation="nearest")
+    ax.set_xticks([])
+    for side in ax.spines.values():
+        side.set_visible(False)
+    if row_labels is not None:
+        ax.set_yticks([gap + r * (h + gap) + (h - 1) / 2 for r in range(rows)], list(row_labels))
+        ax.tick_params(axis="y", length=0)
     else:
-        ax.imshow(canvas.permute(1, 2, 0).numpy(), interpolation="nearest")
-    ax.set_axis_off()
+        ax.set_yticks([])
     if title:
-        ax.set_title(title)
+        ax.set_title(title, fontsize=10)
     return _save(fig, path)
 
 

@@ -4,22 +4,29 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import Tensor, nn
+from .common import (
+    CLIError,
+    HelpFormatter,
+    check_output_file,
+    make_generator,
+    nonnegative_float,
+    parse_options,
+    positive_int,
+    sampler_names,
+    say,
+)
 
-from .common import CLIError, make_generator, parse_options, say
+if TYPE_CHECKING:
+    from torch import Tensor, nn
 
 __all__ = ["add_parser", "draw", "run"]
 
 
-def _sampler_names() -> list[str]:
-    from .. import (
-        infer,  # noqa: F401  (registers the Pyro MCMC kernels as samplers)
-        samplers,
-    )
-
-    return samplers.available()
+def _method_help() -> str:
+    # evaluated only when --help is printed: listing the registry imports torch
+    return "sampler of ncmle_prob.samplers.available(): " + ", ".join(sampler_names())
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -29,13 +36,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         description="Sample from a trained checkpoint at noise level σ with a sampler of the "
                     "registry (ncmle_prob.samplers); images become a grid PNG, 2-D data a "
                     "scatter PNG.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("checkpoint", help="checkpoint file (last.pt)")
-    p.add_argument("--num", "-n", type=int, default=64, help="number of samples")
-    p.add_argument("--sigma", type=float, default=0.0, help="noise level of the target")
-    p.add_argument("--method", default="ancestral",
-                   help="sampler: " + ", ".join(_sampler_names()))
+    p.add_argument("--num", "-n", type=positive_int, default=64, help="number of samples")
+    p.add_argument("--sigma", type=nonnegative_float, default=0.0,
+                   help="noise level of the target")
+    p.add_argument("--method", default="ancestral", help=_method_help)  # type: ignore[arg-type]
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="sampler option (repeatable); see ncmle_prob.samplers.options(NAME)")
     p.add_argument("--out", default="samples.png", help="PNG path")
@@ -57,28 +64,26 @@ def draw(model: nn.Module, num: int, sigma: float, method: str, options: dict[st
 
 def run(args: argparse.Namespace) -> int:
     """Runs ``ncmle sample``."""
+    out = check_output_file("--out", args.out)
+    options = parse_options(args.method, args.option)
     from ..training import load_checkpoint, load_model, resolve_device
 
-    if args.num < 1:
-        raise CLIError(f"--num must be >= 1, got {args.num}")
-    if args.sigma < 0 or args.sigma != args.sigma:
-        raise CLIError(f"--sigma must be >= 0, got {args.sigma}")
-    options = parse_options(args.method, args.option)
     meta = load_checkpoint(args.checkpoint).meta
     model = load_model(args.checkpoint, ema=not args.no_ema, device=resolve_device(args.device))
+    features = math.prod(getattr(model, "event_shape", ()) or (0,))
+    side = math.isqrt(features)
+    shape = meta.get("image_shape") or (
+        [1, side, side] if side * side == features and side > 2 else None
+    )  # checkpoints written by fit() without image metadata: square grey images
+    if not shape and features != 2:
+        raise CLIError(f"cannot plot samples of {features} values (not images, not 2-D)")
     x = draw(model, args.num, args.sigma, args.method, options, args.seed)
     from .plots import image_grid, scatter_plot
 
-    title = f"{args.method}, σ={args.sigma:g}"
-    side = math.isqrt(x[0].numel())
-    shape = meta.get("image_shape") or (
-        [1, side, side] if side * side == x[0].numel() and side > 2 else None
-    )  # checkpoints written by fit() without image metadata: square grey images
+    title = f"{args.num} samples, {args.method}, σ={args.sigma:g}"
     if shape:
-        path = image_grid(x.reshape(x.shape[0], *shape), args.out, title=title)
-    elif x.dim() == 2 and x.shape[1] == 2:
-        path = scatter_plot(x, args.out, title=title)
+        path = image_grid(x.reshape(x.shape[0], *shape), out, title=title)
     else:
-        raise CLIError(f"cannot plot samples of shape {tuple(x.shape[1:])} (not images, not 2-D)")
+        path = scatter_plot(x.reshape(-1, 2), out, title=title)
     say(f"wrote {args.num} samples to {path}")
     return 0

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from ..distributions import NoiseConditionalDistribution, NoisyGaussianMixture
+from ..distributions.validation import check_positive_int
 
 __all__ = ["TOYS", "Checkerboard", "ToyData", "checkerboard", "gaussian_mixture", "load_toy",
            "rings"]
@@ -160,9 +161,7 @@ def load_toy(name: str, n_train: int = 10000, n_test: int = 2000, seed: int = 0)
     """
     if name not in TOYS:
         raise ValueError(f"unknown toy {name!r}; choose from {sorted(TOYS)}")
-    for arg, v in (("n_train", n_train), ("n_test", n_test)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{arg} must be a positive integer, got {v!r}")
+    n_train, n_test = check_positive_int("n_train", n_train), check_positive_int("n_test", n_test)
     density = TOYS[name]()
     g = torch.Generator().manual_seed(seed)
     x = density.sample((n_train + n_test,), generator=g)

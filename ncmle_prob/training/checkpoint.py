@@ -170,6 +170,27 @@ def _first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[0] if text else ''}"
 
 
+#: the first bytes of the files ``torch.save`` writes: a zip archive (since torch 1.6) or,
+#: for the legacy format, a pickle protocol-2 header
+_TORCH_MAGIC = (b"PK\x03\x04", b"\x80\x02")
+
+
+def _check_file_kind(path: Path) -> None:
+    """One clear line for a file that is not a torch file at all (e.g. a text file)."""
+    with open(path, "rb") as f:
+        head = f.read(512)
+    if not head:
+        raise CheckpointError(f"{path} is not a readable checkpoint: the file is empty")
+    if head.startswith(_TORCH_MAGIC):
+        return
+    try:
+        head.decode("utf-8")
+        kind = "a text file"
+    except UnicodeDecodeError:
+        kind = "not a file written by torch.save"
+    raise CheckpointError(f"{path} is not a readable checkpoint: it is {kind}")
+
+
 def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> (
     Checkpoint
 ):
@@ -182,11 +203,13 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    _check_file_kind(path)
     try:
         raw = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # torch raises many types for damaged files
+    except Exception as e:  # torch raises many types (and long texts) for damaged files
         raise CheckpointError(
-            f"{path} is not a readable checkpoint (corrupt or truncated?): {_first_line(e)}"
+            f"{path} is not a readable checkpoint: a corrupt or truncated torch file "
+            f"({type(e).__name__} while reading it)"
         ) from e
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         kind = type(raw).__name__ if not isinstance(raw, dict) else "a dict without our 'format'"
@@ -219,6 +242,33 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
         raise CheckpointError(f"{path} is a damaged ncmle_prob checkpoint: {_first_line(e)}") from e
 
 
+def _comparable(config: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A model config without the keys that only say how weights are laid out (MADE's
+    ``legacy_layout``): a checkpoint of the nflows-era MADE fits ``MADE(legacy_layout=True)``."""
+    if config is None:
+        return None
+    return {k: v for k, v in config.items() if k != "legacy_layout"}
+
+
+def _is_legacy_made(ckpt: Checkpoint) -> bool:
+    from ..models.made import is_legacy_state_dict
+
+    return ckpt.model_class == "MADE" and is_legacy_state_dict(ckpt.model)
+
+
+def _as_current_layout(ckpt: Checkpoint, model: nn.Module) -> dict[str, Any]:
+    """The checkpoint's weights as ``model`` stores them (an nflows-era MADE state dict is
+    converted for a ``legacy_layout`` model, and refused with the conversion hint otherwise)."""
+    if not _is_legacy_made(ckpt):
+        return ckpt.model
+    from ..models.made import convert_legacy_state_dict
+
+    try:
+        return convert_legacy_state_dict(ckpt.model, model)  # type: ignore[arg-type]
+    except ValueError as e:
+        raise CheckpointError(f"{ckpt.path}: {_first_line(e)}") from None
+
+
 def check_compatible(ckpt: Checkpoint, model: nn.Module) -> None:
     """Raises :class:`CheckpointError` unless ``ckpt`` was saved for a model like ``model``."""
     model_class, config = model_spec(model)
@@ -227,7 +277,7 @@ def check_compatible(ckpt: Checkpoint, model: nn.Module) -> None:
             raise CheckpointError(
                 f"{ckpt.path} holds a {ckpt.model_class}, not a {model_class}"
             )
-        if ckpt.model_config != config:
+        if _comparable(ckpt.model_config) != _comparable(config):
             diff = sorted(
                 k for k in set(config) | set(ckpt.model_config or {})
                 if (ckpt.model_config or {}).get(k) != config.get(k)
@@ -237,7 +287,7 @@ def check_compatible(ckpt: Checkpoint, model: nn.Module) -> None:
             )
             raise CheckpointError(f"{ckpt.path} was saved for another {model_class}: {shown}")
     own = model.state_dict()
-    theirs = ckpt.model
+    theirs = _as_current_layout(ckpt, model)
     if set(own) != set(theirs):
         raise CheckpointError(
             f"{ckpt.path} does not fit this model: differing weights "
@@ -276,7 +326,10 @@ def load_model(
             raise CheckpointError(
                 f"{path} has no model config; build the model yourself and pass it as model="
             )
-        model = build_model(ckpt.model_class, ckpt.model_config)
+        config = dict(ckpt.model_config)
+        if _is_legacy_made(ckpt):  # written by the nflows-based MADE of ncmle_prob 0.1
+            config["legacy_layout"] = True
+        model = build_model(ckpt.model_class, config)
     check_compatible(ckpt, model)
     state = ckpt.ema if (ema and ckpt.ema is not None) else ckpt.model
     model.load_state_dict(state)

@@ -9,8 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ...distributions import NoiseConditionalAutoregressive, get_family
+from ...distributions import get_family
 from ...distributions.families import GaussianMixture, LogisticMixture
+from ...distributions.validation import check_positive_int
+from ..base import AutoregressiveModel
 from ..embedding import NoiseEmbedding
 from .layers import (
     BandContext,
@@ -37,7 +39,7 @@ def _levels(height: int, width: int, max_downsample: int) -> int:
     return levels
 
 
-class PixelCNNPP(nn.Module):
+class PixelCNNPP(AutoregressiveModel):
     """A σ-conditioned PixelCNN++ (Salimans et al., 2017) for images of shape ``(C, H, W)``.
 
     Down-shifted (vertical) and down-right-shifted (horizontal) stacks of gated resnet blocks,
@@ -104,11 +106,9 @@ class PixelCNNPP(nn.Module):
         shape = tuple(shape)
         if len(shape) != 3 or any(int(s) != s or s < 1 for s in shape):
             raise ValueError(f"shape must be (C, H, W) of positive integers, got {shape!r}")
-        for name, value in (("filters", filters), ("resnets", resnets)):
-            if int(value) != value or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if int(max_downsample) != max_downsample or max_downsample < 0:
-            raise ValueError(f"max_downsample must be an integer >= 0, got {max_downsample!r}")
+        filters = check_positive_int("filters", filters)
+        resnets = check_positive_int("resnets", resnets)
+        max_downsample = check_positive_int("max_downsample", max_downsample, minimum=0)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         if family != "discretized_logistic_mixture":
@@ -299,12 +299,6 @@ class PixelCNNPP(nn.Module):
         """The same draws as :meth:`ancestral_sample` by full re-evaluation per dimension
         (``max_rows``: stop after that many rows, for timing)."""
         return naive_ancestral_sample(self, family, sigma, generator, max_rows)
-
-    def forward(
-        self, sigma: float | Tensor = 0.0, validate_args: bool | None = None
-    ) -> NoiseConditionalAutoregressive:
-        """Returns :math:`p_\\theta(\\cdot \\mid \\sigma)` bound to ``sigma``."""
-        return NoiseConditionalAutoregressive(self, self.family, sigma, validate_args)
 
     def extra_repr(self) -> str:
         return (
