@@ -24,9 +24,16 @@ import torch
 from torch import Tensor, nn
 
 from .distributions import NoiseConditionalDistribution
-from .distributions.validation import as_sigma, check_finite
+from .distributions.validation import check_finite
 
-__all__ = ["NoiseLevelPrior", "bits_per_dim", "ncmle_loss"]
+__all__ = [
+    "NoiseLevelPrior",
+    "bin_width",
+    "bits_per_dim",
+    "log_prob_to_bits",
+    "ncmle_loss",
+    "noised_nll",
+]
 
 _Kind = Literal["log_uniform", "uniform", "ladder"]
 
@@ -161,6 +168,113 @@ def _as_distribution(model_or_dist: nn.Module | NoiseConditionalDistribution) ->
     )
 
 
+def bin_width(bins: int) -> float:
+    """Width :math:`\\Delta = 2/(\\text{bins}-1)` of one bin of the grid of ``bins`` levels on
+    [-1, 1] (DESIGN.md §1); the one place the training code computes it.
+
+    Raises:
+        ValueError: ``bins`` is not an integer >= 2.
+
+    Example:
+        >>> bin_width(256) == 2 / 255, bin_width(17)
+        (True, 0.125)
+    """
+    if isinstance(bins, bool) or not isinstance(bins, (int, float)) or int(bins) != bins or (
+        bins < 2
+    ):
+        raise ValueError(f"bins must be an integer >= 2, got {bins!r}")
+    return 2.0 / (int(bins) - 1)
+
+
+def log_prob_to_bits(
+    log_prob: Tensor, *, dims: int, is_mass: Tensor | bool, bins: int | None
+) -> Tensor:
+    """Converts log-likelihoods (nats per example) to bits/dim, the convention of
+    :func:`bits_per_dim`.
+
+    .. math::
+
+        \\text{bits/dim} = -\\frac{\\log P(x)}{D \\log 2}, \\qquad
+        \\log P(x) = \\begin{cases} \\log p(x) & \\text{a log mass} \\\\
+        \\log p(x) + D \\log \\Delta & \\text{a log density, bin width } \\Delta \\\\
+        \\log p(x) & \\text{a log density, continuous data} \\end{cases}
+
+    Args:
+        log_prob: per-example ``log p(x | σ)``.
+        dims: number of dimensions ``D`` of one example.
+        is_mass: where ``log_prob`` is a log mass (``dist.is_mass(sigma)``), broadcastable
+            against ``log_prob``.
+        bins: grid levels of the data (bin width :func:`bin_width`), ``None`` for continuous
+            data.
+
+    Example:
+        >>> lp = torch.tensor([-10.0, -10.0])
+        >>> log_prob_to_bits(lp, dims=1, is_mass=torch.tensor([True, False]), bins=5)
+        tensor([14.4270, 15.4270])
+    """
+    if bins is not None:
+        in_bins = log_prob + dims * math.log(bin_width(bins))
+        log_prob = torch.where(torch.as_tensor(is_mass, device=log_prob.device), log_prob,
+                               in_bins)
+    return -log_prob / (dims * math.log(2.0))
+
+
+def noised_nll(
+    model_or_dist: nn.Module | NoiseConditionalDistribution,
+    x0: Tensor,
+    sigma: Tensor,
+    noise: Tensor | None,
+    *,
+    bins: int | None = None,
+) -> tuple[Tensor, Tensor]:
+    """The NCMLE loss of a batch for *given* draws, and its bits/dim: the training fast path.
+
+    Returns :math:`-\\frac1N \\sum_n \\log p_\\theta(x_{0,n} + \\sigma_n \\varepsilon_n
+    \\mid \\sigma_n)` (nats per example, differentiable) and the mean bits/dim of the same
+    log-likelihoods (:func:`log_prob_to_bits`, detached), from **one** network pass.
+
+    σ is checked once, where it is bound (``model(sigma)``); the data are not re-checked
+    (``validate_args=False``: no NaN or grid scan, no extra CPU–GPU synchronisation). It is
+    meant for draws of a :class:`NoiseLevelPrior`, which are valid by construction, and data
+    checked once before training; :func:`ncmle_loss` is the validated entry point.
+
+    Args:
+        model_or_dist: a model (called as ``model(sigma, validate_args=False)``) or a
+            noise-conditional distribution (bound with ``at(sigma)``).
+        x0: clean data ``(N, *event_shape)``.
+        sigma: noise levels ``(N,)``, non-negative.
+        noise: standard normal noise shaped like ``x0``, or ``None`` (no noise: every σ is 0).
+        bins: grid levels for the bits/dim (default: the distribution's ``bins``).
+
+    Example:
+        >>> from ncmle_prob.models import MADE
+        >>> _ = torch.manual_seed(0)
+        >>> model = MADE(features=2, hidden_features=8)
+        >>> loss, bpd = noised_nll(model, torch.zeros(4, 2), torch.full((4,), 0.5),
+        ...                        torch.randn(4, 2))
+        >>> loss.requires_grad, bpd.requires_grad, bpd.shape
+        (True, False, torch.Size([]))
+    """
+    k = x0.dim() - 1
+    x = x0 if noise is None else x0 + sigma.reshape(sigma.shape + (1,) * k) * noise
+    if isinstance(model_or_dist, NoiseConditionalDistribution):
+        dist = model_or_dist.at(sigma)
+    else:
+        dist = model_or_dist(sigma, validate_args=False)
+        if not isinstance(dist, NoiseConditionalDistribution):
+            raise TypeError(
+                "model_or_dist must be a NoiseConditionalDistribution or a module whose call "
+                f"returns one, got {type(model_or_dist).__name__}"
+            )
+    lp = dist.log_prob(x)
+    with torch.no_grad():
+        bits = log_prob_to_bits(
+            lp.detach().float(), dims=math.prod(x0.shape[1:]), is_mass=dist.is_mass(),
+            bins=bins if bins is not None else dist.bins,
+        )
+    return -lp.mean(), bits.mean()
+
+
 def ncmle_loss(
     model_or_dist: nn.Module | NoiseConditionalDistribution,
     x0: Tensor,
@@ -245,13 +359,10 @@ def bits_per_dim(
         >>> float(bits_per_dim(d, torch.zeros(1)))  # -log2 N(0; 0, 1)
         1.32574...
     """
-    lp = dist.log_prob(x, sigma)
-    d = math.prod(dist.event_shape)
     bins = bins if bins is not None else dist.bins
     if bins is not None:
-        if int(bins) != bins or bins < 2:
-            raise ValueError(f"bins must be an integer >= 2, got {bins!r}")
-        s = dist.sigma if sigma is None else as_sigma(sigma, dtype=dist.dtype, device=dist.device)
-        log_width = math.log(2.0 / (bins - 1))
-        lp = torch.where(dist.is_mass(s), lp, lp + d * log_width)
-    return -lp / (d * math.log(2.0))
+        bin_width(bins)  # checks bins before any network pass
+    bound = dist if sigma is None else dist.at(sigma)  # σ checked once, where it is bound
+    lp = bound.log_prob(x)
+    return log_prob_to_bits(lp, dims=math.prod(dist.event_shape), is_mass=bound.is_mass(),
+                            bins=bins)

