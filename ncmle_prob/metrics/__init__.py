@@ -1,36 +1,88 @@
-"""Sample-quality metrics in a classifier's feature space: FCD and KID with their floors.
+"""Sample-quality metrics in a classifier's feature space, each beside its real-vs-real floor.
+
+* :func:`image_scores`: images in, every metric and its floor at the same set sizes out;
+* :func:`score_with_floor`: the same for any metric on precomputed features;
+* :func:`fcd`, :func:`kid`, :func:`precision`, :func:`recall`, :func:`class_tv`,
+  :func:`confident_fraction`: the metrics themselves;
+* :func:`load_classifier`: the shipped classifiers (``digits``, ``mnist``, ``mnist14``).
 
 Example:
     >>> from ncmle_prob.data import load_digits
     >>> data = load_digits()
-    >>> scores = image_scores(data.test[:100], data.test[100:300], "digits")
-    >>> sorted(scores)
-    ['fcd', 'fcd_floor', 'fcd_floor_se', 'kid', 'kid_floor', 'kid_floor_se', 'kid_se']
+    >>> s = image_scores(data.test[:100], data.test[100:], "digits", metrics=("fcd", "kid"))
+    >>> sorted(s)[:4], s["num_samples"], s["num_reference"]
+    (['fcd', 'fcd_floor', 'fcd_floor_std', 'fcd_std'], 100, 159)
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import torch
 from torch import Tensor
 
-from .classifier import SHIPPED, FeatureClassifier, load_classifier
+from .classes import class_histogram, class_tv, confident_fraction
+from .classifier import SHIPPED, FeatureClassifier, downsample_images, load_classifier
 from .fcd import fcd, kid, real_vs_real
+from .floor import FEATURE_METRICS, PROB_METRICS, ScoreWithFloor, metric_fn, score_with_floor
+from .manifold import knn_radii, manifold_fraction, precision, precision_recall, recall
 
 __all__ = [
+    "DEFAULT_METRICS",
+    "FEATURE_METRICS",
+    "PROB_METRICS",
     "SHIPPED",
     "FeatureClassifier",
+    "ScoreWithFloor",
+    "class_histogram",
+    "class_tv",
+    "confident_fraction",
+    "downsample_images",
     "fcd",
+    "image_features",
     "image_scores",
     "kid",
+    "knn_radii",
     "load_classifier",
+    "manifold_fraction",
+    "metric_fn",
+    "precision",
+    "precision_recall",
     "real_vs_real",
+    "recall",
+    "score_with_floor",
 ]
+
+#: What :func:`image_scores` computes by default.
+DEFAULT_METRICS = ("fcd", "kid", "precision", "recall", "class_tv", "confident")
 
 
 @torch.no_grad()
-def _features(net: FeatureClassifier, x: Tensor, batch: int = 500) -> Tensor:
+def image_features(
+    net: FeatureClassifier, x: Tensor, batch: int = 500
+) -> tuple[Tensor, Tensor]:
+    """Penultimate features ``(N, D)`` and class probabilities ``(N, C)`` of images, on CPU.
+
+    Args:
+        net: a classifier (e.g. :func:`load_classifier`), on any device.
+        x: ``(N, 1, H, W)`` images in [-1, 1], on any device.
+        batch: images per forward pass.
+
+    Example:
+        >>> f, p = image_features(load_classifier("digits"), torch.zeros(3, 1, 8, 8))
+        >>> f.shape, p.shape
+        (torch.Size([3, 128]), torch.Size([3, 10]))
+    """
+    if not isinstance(x, Tensor) or not torch.isfinite(x).all():
+        raise ValueError("images must be a tensor without NaN or inf")
     p = net.out.weight
-    return torch.cat([net.features(x[i : i + batch].to(p)) for i in range(0, x.shape[0], batch)])
+    feats, probs = [], []
+    for i in range(0, x.shape[0], batch):
+        h = net.features(x[i : i + batch].to(p))
+        feats.append(h.float().cpu())
+        probs.append(torch.softmax(net.out(h).double(), -1).cpu())
+    return torch.cat(feats), torch.cat(probs)
 
 
 def image_scores(
@@ -38,47 +90,60 @@ def image_scores(
     real: Tensor,
     dataset: str | FeatureClassifier = "digits",
     *,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    num_reference: int | None = None,
     repeats: int = 3,
-    kid_subsets: int = 50,
     seed: int = 0,
-) -> dict[str, float]:
-    """FCD and KID of ``samples`` against ``real`` images, beside the real-vs-real floor.
+    device: str | torch.device | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Each metric of ``samples`` against ``real`` images beside its floor, at the same sizes.
 
-    The floor compares two disjoint random subsets of ``real`` of ``len(samples)`` images
-    each (so it needs ``len(real) >= 2 len(samples)``), i.e. the value a perfect model would
-    get with this many samples.
+    The classifier's features (and class probabilities) of both sets go to
+    :func:`score_with_floor`: ``repeats`` random splits of ``real`` into a reference set of
+    ``num_reference`` images (default ``len(real) - len(samples)``) and a held-out set of
+    ``len(samples)`` images; the score compares the reference with the samples, the floor
+    with the held-out real images. So it needs ``len(real) >= 2 len(samples)`` at least for a
+    reference as large as the sample set.
 
     Args:
         samples: ``(M, 1, H, W)`` generated images in [-1, 1].
-        real: ``(N, 1, H, W)`` held-out real images.
-        dataset: a shipped classifier's data set name, or a classifier.
-        repeats: random splits for the floor.
-        kid_subsets: subsets averaged by KID.
-        seed: seed of the subset draws.
+        real: ``(N, 1, H, W)`` held-out real images (never the training set).
+        dataset: a shipped classifier's data set name (:data:`SHIPPED`), or a classifier.
+        metrics: names from :data:`FEATURE_METRICS` and :data:`PROB_METRICS`.
+        num_reference: reference images per split.
+        repeats: resplits (the spread needs >= 2).
+        seed: seed of the splits and of KID's subsets.
+        device: where the metrics are computed (default: CPU; e.g. ``"cuda"`` for the k-NN
+            distances of large sets).
+        **options: metric options (``k``, ``threshold``, ``kid_subsets``, ``kid_subset_size``;
+            see :func:`metric_fn`).
 
     Returns:
-        ``fcd``, ``kid``, ``kid_se`` and ``fcd_floor``, ``kid_floor`` with standard errors.
+        For every metric ``m``: ``m``, ``m_std``, ``m_floor``, ``m_floor_std`` (means and
+        standard deviations over resplits); and ``num_samples``, ``num_reference``,
+        ``repeats``.
     """
+    unknown = [m for m in metrics if m not in FEATURE_METRICS and m not in PROB_METRICS]
+    if unknown or not metrics:
+        raise ValueError(
+            f"metrics must be a non-empty list of {sorted({**FEATURE_METRICS, **PROB_METRICS})},"
+            f" got {list(metrics)}"
+        )
+    if not isinstance(samples, Tensor) or not torch.isfinite(samples).all():
+        raise ValueError("samples must be a tensor without NaN or inf")
     net = load_classifier(dataset) if isinstance(dataset, str) else dataset
-    if not torch.isfinite(samples).all():
-        raise ValueError("samples contain NaN or inf")
     g = torch.Generator().manual_seed(seed)
-    fr, ff = _features(net, real).cpu(), _features(net, samples).cpu()
-    m = ff.shape[0]
-    size = min(m, fr.shape[0] // 2)
-    k, k_se = kid(fr, ff, subsets=kid_subsets, generator=g)
-    fl, fl_se = real_vs_real(fcd, fr, size=size, repeats=repeats, generator=g)
-
-    def kid_mean(a: Tensor, b: Tensor) -> float:
-        return kid(a, b, subsets=max(1, kid_subsets // 5), generator=g)[0]
-
-    kf, kf_se = real_vs_real(kid_mean, fr, size=size, repeats=repeats, generator=g)
-    return {
-        "fcd": fcd(fr, ff),
-        "kid": k,
-        "kid_se": k_se,
-        "fcd_floor": fl,
-        "fcd_floor_se": fl_se,
-        "kid_floor": kf,
-        "kid_floor_se": kf_se,
-    }
+    fr, pr = image_features(net, real)
+    ff, pf = image_features(net, samples)
+    if device is not None:
+        fr, pr, ff, pf = (t.to(device) for t in (fr, pr, ff, pf))
+    out: dict[str, Any] = {}
+    for m in metrics:
+        a, b = (fr, ff) if m in FEATURE_METRICS else (pr, pf)
+        s = score_with_floor(m, a, b, num_reference=num_reference, repeats=repeats,
+                             generator=g, **options)
+        out.update({m: s.score, f"{m}_std": s.score_std, f"{m}_floor": s.floor,
+                    f"{m}_floor_std": s.floor_std})
+        out.update(num_samples=s.num_samples, num_reference=s.num_reference, repeats=s.repeats)
+    return out

@@ -15,10 +15,49 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["SHIPPED", "FeatureClassifier", "load_classifier"]
+__all__ = ["SHIPPED", "FeatureClassifier", "downsample_images", "load_classifier"]
 
-#: Data sets with shipped classifier weights.
-SHIPPED = ("digits", "mnist")
+#: Data sets with shipped classifier weights (``mnist14``: MNIST pooled to 14×14, see
+#: :func:`downsample_images`).
+SHIPPED = ("digits", "mnist", "mnist14")
+
+
+def downsample_images(x: Tensor, factor: int = 2, *, bins: int = 256) -> Tensor:
+    r"""Average-pools grid images by ``factor`` and re-quantises them to ``bins`` levels.
+
+    For images on the grid of ``bins`` levels of [-1, 1] (bin width :math:`\Delta = 2/(\text
+    {bins}-1)`), each output pixel is the mean of a ``factor``×``factor`` block, snapped back
+    to the grid:
+
+    .. math::
+
+        y = \Delta \,\mathrm{round}\Big(\frac{\bar x + 1}{\Delta}\Big) - 1 .
+
+    This is how the ``mnist14`` classifier's data (28×28 → 14×14, 256 levels) were made.
+
+    Args:
+        x: ``(N, C, H, W)`` images in [-1, 1]; ``H`` and ``W`` divisible by ``factor``.
+        factor: pooling factor (a positive integer).
+        bins: grid levels of the output.
+
+    Example:
+        >>> x = torch.tensor([[[[-1.0, 1.0], [1.0, 1.0]]]])
+        >>> downsample_images(x, 2, bins=5)  # mean 0.5 is on the 5-level grid
+        tensor([[[[0.5000]]]])
+    """
+    if not isinstance(x, Tensor) or x.dim() != 4:
+        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"x must be a (N, C, H, W) tensor, got {shape}")
+    if int(factor) != factor or factor < 1 or x.shape[2] % factor or x.shape[3] % factor:
+        raise ValueError(
+            f"factor must be a positive integer dividing H and W, got {factor!r} for "
+            f"images of {tuple(x.shape[2:])}"
+        )
+    if int(bins) != bins or bins < 2:
+        raise ValueError(f"bins must be an integer >= 2, got {bins!r}")
+    width = 2.0 / (bins - 1)
+    mean = F.avg_pool2d(x.to(torch.float64), int(factor))
+    return (torch.round((mean + 1) / width) * width - 1).to(x.dtype)
 
 
 class FeatureClassifier(nn.Module):
