@@ -16,8 +16,8 @@ nflows' MADE has 2 + ``num_blocks`` masked layers with feed-forward blocks and
 2 + 2 ``num_blocks`` with residual blocks (initial layer, blocks, output layer); zuko's
 ``MaskedMLP`` has ``len(hidden_features) + 1``, or with ``residual=True`` an initial layer,
 one two-layer residual block per hidden entry and the output layer. Ours adds, beyond the
-layers counted, the σ embedding's context layers (one at the input, one per residual block)
-and, with ``linear_skip=True``, a D × D masked matrix into the location parameters.
+layers counted, the σ embedding's one context layer (into the first hidden layer) and, with
+``linear_skip=True``, a D × D masked matrix into the location parameters.
 """
 
 from __future__ import annotations

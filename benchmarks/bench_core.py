@@ -4,17 +4,21 @@ Every figure is a *paired ratio* of functions timed side by side, in interleaved
 process (see ``_timing.py``); absolute times are printed only for orientation. The three models
 are matched layer for layer at each hidden size H (family ``"gaussian"``, ELU):
 
-* ours: ``MADE(D, hidden_features=H, num_blocks=2)`` (the default) -- nflows' residual MADE
-  with the σ embedding as context, plus the D x D masked linear skip into the locations;
+* ours: ``MADE(D, hidden_features=H, num_blocks=2)`` (the default) -- our masked MLP
+  (``ncmle_prob.models.masked``): initial masked layer plus σ's embedding (once), two
+  two-layer residual blocks, output layer;
 * zuko: ``MAF(D, transforms=1, hidden_features=(H, H), residual=True, activation=nn.ELU)``
   (initial masked layer, two two-layer residual blocks, output layer; no context);
 * nflows: ``MaskedAutoregressiveFlow(D, H, num_layers=1, num_blocks_per_layer=2,
-  activation=F.elu)`` (the same MADE as ours without context and skip).
+  activation=F.elu)`` (nflows' residual MADE, without context).
 
 All three have 6 masked linear layers. The ``depth`` section (``_depth.py``) adds 3-layer
 models (ours ``num_blocks=1, residual=False``; zuko ``(H, H)`` without residual blocks; nflows
 one feed-forward block), a plain 6-layer zuko ``(H,) * 5``, and ours with and without the
-linear skip.
+linear skip. The ``train`` and ``defaults`` sections (``_train_step.py``) time a training step
+against the previous (nflows-based) MADE, given with ``--old-made`` as a copy of its source
+(``git show <commit>:ncmle_prob/models/made.py > old_made.py``), and the default models of
+ours and zuko.
 
 Run ``python benchmarks/bench_core.py`` (a few minutes on one core) or ``--quick`` (seconds,
 a smoke test of the script, not a measurement). zuko is optional (``pip install zuko``); its
@@ -43,9 +47,11 @@ from _memory import peak_growth, run_children
 from _report import Verdicts, fmt, inverse, ratio, table
 from _report import check as _check
 from _timing import interleaved
+from _train_step import load_old_made, section_defaults, section_train
 
 from ncmle_prob.models import MADE
 
+SECTIONS = ("logprob", "depth", "sample", "memory", "train", "defaults")
 GOALS = {
     "lp_over_net": 1.3,
     "score_over_lp": 2.0,
@@ -62,6 +68,8 @@ class Config:
     logprob: tuple[tuple[int, int, int], ...]  # (D, H, batch)
     sample: tuple[tuple[int, int, int], ...]  # (D, H, num_samples)
     memory: tuple[int, int, int]  # (D, H, num_samples)
+    train: tuple[tuple[int, int, int], ...]  # (D, H, batch)
+    defaults: tuple[tuple[int, int], ...]  # (D, batch)
     repeats: int
     sample_repeats: int
     min_time: float
@@ -76,6 +84,8 @@ FULL = Config(
     ),
     sample=((64, 256, 64), (784, 256, 16)),
     memory=(784, 256, 16),
+    train=((784, 256, 256), (784, 1024, 256)),
+    defaults=((64, 256), (784, 256)),
     repeats=7,
     sample_repeats=5,
     min_time=0.05,
@@ -84,6 +94,8 @@ QUICK = Config(
     logprob=((8, 16, 32),),
     sample=((8, 16, 4),),
     memory=(8, 16, 4),
+    train=((8, 16, 32),),
+    defaults=((8, 32),),
     repeats=3,
     sample_repeats=3,
     min_time=0.002,
@@ -236,6 +248,8 @@ def section_logprob(cfg: Config, results: dict[str, object], verdicts: Verdicts)
             "score ours": ratio(t, "ours.score", "ours.lp_bound"),
             "score zuko": ratio(t, "zuko.score", "zuko.lp"),
             "score nflows": ratio(t, "nflows.score", "nflows.lp"),
+            "score thr vs zuko": inverse(ratio(t, "ours.score", "zuko.score")),
+            "score thr vs nflows": inverse(ratio(t, "ours.score", "nflows.score")),
         }
         key = f"D={d} H={h} B={b}"
         results[key] = {k: None if v is None else vars(v) for k, v in r.items()}
@@ -243,7 +257,8 @@ def section_logprob(cfg: Config, results: dict[str, object], verdicts: Verdicts)
         cols = ("lp/net", "bound/net", "net/raw", "zuko lp/net", "nflows lp/net")
         cols += ("thr vs zuko", "thr vs nflows")
         rows.append([d, h, b, f"{1e3 * t.median('ours.net'):.2f}"] + [fmt(r[k]) for k in cols])
-        scores = ("score ours", "score zuko", "score nflows")
+        scores = ("score ours", "score zuko", "score nflows", "score thr vs zuko")
+        scores += ("score thr vs nflows",)
         srows.append([d, h, b] + [fmt(r[k]) for k in scores])
         med = {k: None if v is None else v.median for k, v in r.items()}
         need = GOALS["zuko_d64"] if d == 64 else GOALS["throughput"]
@@ -265,21 +280,21 @@ def section_logprob(cfg: Config, results: dict[str, object], verdicts: Verdicts)
             tn and tn >= GOALS["throughput"],
             "throughput vs nflows >= 1.0",
         )
-        tz = med["thr vs zuko"]
-        _check(
-            verdicts,
-            key,
-            r["thr vs zuko"],
-            None if tz is None else tz >= need,
-            f"throughput vs zuko >= {need}",
-        )
-    head = ["D", "H", "B", "ours net ms", "lp/net", "bound lp/net", "net/raw nflows MADE"]
+        for name, rule in (("thr vs zuko", "throughput"), ("score thr vs zuko", "score")):
+            tz = med[name]
+            _check(
+                verdicts, key, r[name], None if tz is None else tz >= need,
+                f"{rule} vs zuko >= {need}",
+            )
+    head = ["D", "H", "B", "ours net ms", "lp/net", "bound lp/net", "net/raw masked MLP"]
     head += ["zuko lp/net", "nflows lp/net", "thr vs zuko", "thr vs nflows"]
     title = "log_prob: wrapper overhead (time ratios) and throughput vs zuko/nflows"
     title += " (their time / ours; > 1 means ours is faster)"
     print(table(title, head, rows), flush=True)
-    title = "score / log_prob (time ratio, same model and batch)"
-    print(table(title, ["D", "H", "B", "ours", "zuko", "nflows"], srows), flush=True)
+    title = "score / log_prob (time ratio, same model and batch), and score throughput"
+    title += " (their score time / ours)"
+    head = ["D", "H", "B", "ours", "zuko", "nflows", "thr vs zuko", "thr vs nflows"]
+    print(table(title, head, srows), flush=True)
 
 
 def section_sample(cfg: Config, results: dict[str, object], verdicts: Verdicts) -> None:
@@ -335,8 +350,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=None, help="interleaved rounds per size")
     p.add_argument(
         "--sections",
-        default="logprob,depth,sample,memory",
-        help="comma-separated subset of logprob,depth,sample,memory",
+        default="logprob,depth,sample,memory,train,defaults",
+        help="comma-separated subset of " + ",".join(SECTIONS),
+    )
+    p.add_argument(
+        "--old-made",
+        type=Path,
+        default=None,
+        help="a copy of the previous made.py (git show main:ncmle_prob/models/made.py): the "
+        "train section then times its training step against ours",
     )
     p.add_argument("--json", type=Path, default=None, help="also write raw figures here")
     p.add_argument(
@@ -350,13 +372,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads < 1:
         p.error(f"--threads must be >= 1, got {args.threads}")
     sections = set(args.sections.split(","))
-    if not sections <= {"logprob", "depth", "sample", "memory"}:
-        p.error(
-            f"--sections must be a subset of logprob,depth,sample,memory, got {args.sections!r}"
-        )
+    if not sections <= set(SECTIONS):
+        p.error(f"--sections must be a subset of {','.join(SECTIONS)}, got {args.sections!r}")
     cfg = QUICK if args.quick else FULL
     if args.repeats is not None:
-        cfg = Config(cfg.logprob, cfg.sample, cfg.memory, args.repeats, args.repeats, cfg.min_time)
+        cfg = Config(
+            cfg.logprob, cfg.sample, cfg.memory, cfg.train, cfg.defaults, args.repeats,
+            args.repeats, cfg.min_time,
+        )
     torch.set_num_threads(args.threads)
     zuko = _zuko()
     from importlib.metadata import version
@@ -380,6 +403,11 @@ def main(argv: list[str] | None = None) -> int:
         section_sample(cfg, results, verdicts)
     if "memory" in sections:
         section_memory(cfg, results)
+    if "train" in sections:
+        old = load_old_made(args.old_made) if args.old_made is not None else None
+        section_train(cfg.train, cfg.repeats, cfg.min_time, old, results, verdicts)
+    if "defaults" in sections:
+        section_defaults(cfg.defaults, cfg.repeats, cfg.min_time, results)
     print(
         "\n## goals"
         + (" (--quick: tiny sizes, verdicts not meaningful)" if args.quick else "")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 import torch
 from nflows.distributions import StandardNormal
@@ -11,6 +14,7 @@ from nflows.transforms import (
     MaskedAffineAutoregressiveTransform,
     ReversePermutation,
 )
+from torch.distributions import Distribution
 
 from ncmle_prob.distributions import NoisyGaussian, NoisyGaussianMixture
 from ncmle_prob.divergences import kl_divergence_grid
@@ -72,8 +76,19 @@ def test_nflows_flow_on_our_base_trains_by_ncmle_and_beats_mle(device: torch.dev
     assert kl["ncmle"][0.0] < 0.15, kl
 
 
-def test_zuko_flow_wrapper(device: torch.device) -> None:
-    zuko = pytest.importorskip("zuko")
+@pytest.fixture
+def zuko_module() -> Iterator[object]:
+    """zuko, with torch's default argument validation restored afterwards: importing zuko
+    turns it off globally, which would silently disable validation in later tests."""
+    before = Distribution._validate_args
+    try:
+        yield pytest.importorskip("zuko")
+    finally:
+        Distribution.set_default_validate_args(before)
+
+
+def test_zuko_flow_wrapper(device: torch.device, zuko_module: object) -> None:
+    zuko: Any = zuko_module
     emb = NoiseEmbedding(9)
     flow = zuko.flows.MAF(features=2, context=emb.num_features, transforms=2,
                           hidden_features=(16, 16))

@@ -1,9 +1,9 @@
-"""The noise-conditional autoregressive distribution."""
+"""The noise-conditional autoregressive distribution and the conditioner contract it calls."""
 
 from __future__ import annotations
 
+import abc
 import math
-from typing import Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -14,37 +14,114 @@ from .families import ConditionalFamily
 __all__ = ["AutoregressiveConditioner", "NoiseConditionalAutoregressive"]
 
 
-@runtime_checkable
-class AutoregressiveConditioner(Protocol):
-    """What :class:`NoiseConditionalAutoregressive` needs from a network.
+class AutoregressiveConditioner(abc.ABC):
+    """What :class:`NoiseConditionalAutoregressive` calls on its network.
 
-    ``conditional_params(x, sigma)`` maps a batch ``x`` of shape ``(N, *event_shape)`` and
-    noise levels ``sigma`` of shape ``(N,)`` to raw family parameters of shape
-    ``(N, *event_shape, family.num_params)``, where the parameters of dimension ``i`` (in the
-    flattened event) depend only on ``x[:, :i]`` and σ. A conditioner may also define
-    ``ancestral_sample(family, sigma, generator)`` to replace the generic sequential loop
-    (e.g. with activation caching), and ``order()`` returning the flat event indices in
-    autoregressive order when it is not ``0, 1, ..., D-1`` (e.g. channels within pixels).
+    A nominal base class (not a runtime ``Protocol``: an ``isinstance`` check against it is a
+    cached ABC lookup, cheap enough for every ``model(sigma)`` call). The models of
+    :mod:`ncmle_prob.models` implement it through
+    :class:`~ncmle_prob.models.AutoregressiveModel`; it lives here so that distributions
+    never import models.
+
+    * ``event_shape``: shape of one draw.
+    * :meth:`conditional_params` maps ``x`` of shape ``(N, *event_shape)`` and noise levels
+      of shape ``(N,)`` to raw family parameters ``(N, *event_shape, num_params)``, where the
+      parameters of flat dimension ``order()[k]`` depend only on ``x`` at
+      ``order()[:k]`` and on σ.
+    * :meth:`order`: flat event indices in autoregressive order (default ``0, 1, ..., D-1``).
+    * :meth:`ancestral_sample`: an optional fast sampler; the default returns ``None``, which
+      makes the distribution run its generic loop (one :meth:`conditional_params` call per
+      dimension).
+
+    An ``nn.Module`` that defines ``event_shape`` and ``conditional_params`` but does not
+    derive from this class is still accepted (it gets the defaults above), unless it also
+    defines ``order`` or ``ancestral_sample``: those would be ignored, so it must derive from
+    this class to have them called.
     """
 
     event_shape: torch.Size
 
-    def conditional_params(self, x: Tensor, sigma: Tensor) -> Tensor: ...
+    @abc.abstractmethod
+    def conditional_params(self, x: Tensor, sigma: Tensor) -> Tensor:
+        """Raw family parameters ``(N, *event_shape, num_params)``."""
+
+    def order(self) -> Tensor:
+        """Flat event indices in autoregressive order (default ``0, ..., D-1``)."""
+        return torch.arange(math.prod(self.event_shape))
+
+    def ancestral_sample(
+        self,
+        family: ConditionalFamily,
+        sigma: Tensor,
+        generator: torch.Generator | None = None,
+    ) -> Tensor | None:
+        """Draws ``(N, *event_shape)`` at noise levels ``sigma (N,)``, or ``None`` (default)
+        for the distribution's generic sequential loop."""
+        return None
+
+
+class _PlainConditioner(AutoregressiveConditioner):
+    """Gives a plain module with ``event_shape`` and ``conditional_params`` the defaults."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
+        self.event_shape = torch.Size(module.event_shape)
+
+    def conditional_params(self, x: Tensor, sigma: Tensor) -> Tensor:
+        return self.module.conditional_params(x, sigma)
+
+
+def _as_conditioner(conditioner: object) -> AutoregressiveConditioner:
+    if isinstance(conditioner, AutoregressiveConditioner):
+        return conditioner
+    if not (
+        isinstance(conditioner, nn.Module)
+        and hasattr(conditioner, "conditional_params")
+        and hasattr(conditioner, "event_shape")
+    ):
+        raise TypeError(
+            "conditioner must define event_shape and conditional_params(x, sigma), got "
+            f"{type(conditioner).__name__}"
+        )
+    hooks = [name for name in ("order", "ancestral_sample") if hasattr(conditioner, name)]
+    if hooks:
+        raise TypeError(
+            f"conditioner {type(conditioner).__name__} defines {', '.join(hooks)} but does not "
+            "derive from AutoregressiveConditioner (e.g. ncmle_prob.models.AutoregressiveModel)"
+            ", so they would be ignored; derive from it"
+        )
+    return _PlainConditioner(conditioner)
+
+
+def _first_parameter(module: nn.Module) -> Tensor | None:
+    """``next(iter(module.parameters()), None)`` (same pre-order) without its generators,
+    which cost about as much as the rest of this class's construction."""
+    for p in module._parameters.values():
+        if p is not None:
+            return p
+    for child in module._modules.values():
+        if child is not None:
+            p = _first_parameter(child)
+            if p is not None:
+                return p
+    return None
 
 
 class NoiseConditionalAutoregressive(NoiseConditionalDistribution):
-    """An autoregressive density :math:`p(x \\mid \\sigma) = \\prod_i p(x_i \\mid x_{<i},
-    \\sigma)` for every noise level at once.
+    r"""An autoregressive density :math:`p(x \mid \sigma) = \prod_i p(x_i \mid x_{<i},
+    \sigma)` for every noise level at once.
 
     The per-dimension conditionals come from a ``family`` whose parameters a ``conditioner``
     network computes from :math:`x_{<i}` and an embedding of σ. ``log_prob`` is exact (one
     network pass), ``score`` is exact (one forward and one backward pass), and ``sample`` draws
-    exactly by ancestral sampling (one network pass per dimension, under ``no_grad``).
+    exactly by ancestral sampling (the conditioner's
+    :meth:`~AutoregressiveConditioner.ancestral_sample` when it has one, else one network pass
+    per dimension, under ``no_grad``).
 
     .. math::
 
-        \\log p(x \\mid \\sigma) = \\sum_{i=1}^{D} \\log p_{\\text{family}}\\big(x_i;\\;
-        \\theta_i(x_{<i}, \\sigma)\\big)
+        \log p(x \mid \sigma) = \sum_{i=1}^{D} \log p_{\text{family}}\big(x_i;\;
+        \theta_i(x_{<i}, \sigma)\big)
 
     For a discretized family, ``log_prob`` at σ = 0 is a log *mass* on the grid and a log
     density elsewhere (see :meth:`is_mass`).
@@ -52,7 +129,8 @@ class NoiseConditionalAutoregressive(NoiseConditionalDistribution):
     Usually built by a model, e.g. :class:`ncmle_prob.models.MADE`, rather than by hand.
 
     Args:
-        conditioner: a module following :class:`AutoregressiveConditioner`.
+        conditioner: an :class:`AutoregressiveConditioner` module (or a plain module with
+            ``event_shape`` and ``conditional_params``).
         family: the per-dimension family.
         sigma: bound noise level(s); a tensor contributes to ``batch_shape``.
         validate_args: per-instance validation.
@@ -73,25 +151,20 @@ class NoiseConditionalAutoregressive(NoiseConditionalDistribution):
         sigma: float | Tensor = 0.0,
         validate_args: bool | None = None,
     ) -> None:
-        # hasattr, not isinstance(..., AutoregressiveConditioner): a runtime Protocol check
-        # costs ~8 µs, paid on every model(sigma) call.
-        if not (hasattr(conditioner, "conditional_params") and hasattr(conditioner, "event_shape")):
-            raise TypeError(
-                "conditioner must define event_shape and conditional_params(x, sigma), got "
-                f"{type(conditioner).__name__}"
-            )
+        impl = _as_conditioner(conditioner)
         if not isinstance(family, ConditionalFamily):
             raise TypeError(f"family must be a ConditionalFamily, got {type(family).__name__}")
         self.conditioner = conditioner
+        self._impl = impl
         self.family = family
         self.discrete_at_zero = family.discrete_at_zero
         self.bins = family.bins
-        param = next(iter(conditioner.parameters()), None)
+        param = _first_parameter(conditioner)
         dtype = param.dtype if param is not None else torch.get_default_dtype()
         device = param.device if param is not None else torch.device("cpu")
         super().__init__(
             sigma,
-            event_shape=conditioner.event_shape,
+            event_shape=impl.event_shape,
             dtype=dtype,
             device=device,
             validate_args=validate_args,
@@ -107,7 +180,7 @@ class NoiseConditionalAutoregressive(NoiseConditionalDistribution):
         n = math.prod(batch)
         xf = x.reshape((n, *self.event_shape))
         sf = sigma.reshape(n)
-        params = self.conditioner.conditional_params(xf, sf)
+        params = self._impl.conditional_params(xf, sf)
         per_dim = self.family.log_prob(params, xf, self._lift(sf))
         return per_dim.reshape(n, -1).sum(-1).reshape(batch)
 
@@ -115,20 +188,18 @@ class NoiseConditionalAutoregressive(NoiseConditionalDistribution):
         shape = sample_shape + self.batch_shape
         n = math.prod(shape)
         sigma = self.sigma.expand(shape).reshape(n)
-        custom = getattr(self.conditioner, "ancestral_sample", None)
-        if custom is not None:
-            x = custom(self.family, sigma, generator)
-        else:
+        x = self._impl.ancestral_sample(self.family, sigma, generator)
+        if x is None:
             x = self._ancestral_loop(sigma, generator)
         return x.reshape(shape + self.event_shape)
 
     def _ancestral_loop(self, sigma: Tensor, generator: torch.Generator | None) -> Tensor:
+        """The generic sampler: one :meth:`conditional_params` pass per dimension, in
+        :meth:`~AutoregressiveConditioner.order`."""
         n, d = sigma.shape[0], self.num_dims
         x = torch.zeros((n, *self.event_shape), dtype=self.dtype, device=self.device)
         flat = x.view(n, d)
-        order = getattr(self.conditioner, "order", None)
-        positions = order().tolist() if order is not None else range(d)
-        for i in positions:
-            params = self.conditioner.conditional_params(x, sigma).reshape(n, d, -1)
+        for i in self._impl.order().tolist():
+            params = self._impl.conditional_params(x, sigma).reshape(n, d, -1)
             flat[:, i] = self.family.sample(params[:, i], sigma, generator)
         return x

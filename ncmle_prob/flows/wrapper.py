@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,19 +12,19 @@ from nflows.flows.base import Flow as _NflowsFlow
 from torch import Tensor, nn
 
 from ..distributions.base import NoiseConditionalDistribution
+from ..models.base import NoiseConditionalModel
 
 __all__ = ["FlowDistribution", "NoiseConditionalFlow"]
 
 
 def _is_zuko_flow(flow: object) -> bool:
-    try:
-        from zuko.lazy import LazyDistribution
-    except ImportError:  # zuko is an optional extra
-        return False
-    return isinstance(flow, LazyDistribution)
+    # A zuko flow can exist only if zuko is already imported; importing it here would run
+    # its import-time side effect (it turns torch's default argument validation off).
+    lazy = sys.modules.get("zuko.lazy")
+    return lazy is not None and isinstance(flow, lazy.LazyDistribution)
 
 
-class NoiseConditionalFlow(nn.Module):
+class NoiseConditionalFlow(NoiseConditionalModel):
     """A conditional flow of nflows or zuko as a noise-conditional model.
 
     The flow's context is the noise level: ``embedding(σ)`` when an ``embedding`` is given
@@ -39,9 +40,13 @@ class NoiseConditionalFlow(nn.Module):
         \\log p_\\theta(x \\mid \\sigma) = \\log p_\\text{flow}\\big(x \\mid
         c = e(\\sigma)\\big).
 
+    It is a :class:`~ncmle_prob.models.NoiseConditionalModel` whose ``config`` is ``None``:
+    a third-party flow cannot be rebuilt from JSON, so loading a checkpoint of it needs the
+    model passed in.
+
     Args:
-        flow: an ``nflows.flows.Flow`` or a zuko ``LazyDistribution`` (zuko is imported
-            lazily, only to recognise one).
+        flow: an ``nflows.flows.Flow`` or a zuko ``LazyDistribution`` (this module never
+            imports zuko: a zuko flow implies it is imported).
         event_shape: shape of one draw, e.g. ``(2,)``.
         embedding: optional module mapping σ ``(N,)`` to the context ``(N, C)``.
 

@@ -51,16 +51,22 @@ class NoiseEmbedding(nn.Module):
         self.num_features = 1 + 2 * self.num_frequencies
         self.sigma_floor = float(sigma_floor)
         self.sigma_max = float(sigma_max)
-        freqs = math.pi * torch.arange(1, self.num_frequencies + 1, dtype=torch.float32)
-        self.register_buffer("frequencies", freqs, persistent=False)
+        freqs = math.pi * torch.arange(1, self.num_frequencies + 1, dtype=torch.float64)
+        self.register_buffer("frequencies", freqs.float(), persistent=False)
+        # [t, πk t] = a log(σ² + floor²) + c, with the affine constants folded per feature
+        # (computed in float64): one fused multiply-add instead of five small ops per call.
+        lo, hi = math.log(self.sigma_floor), math.log(self.sigma_max)
+        a, c = 1.0 / (hi - lo), -2.0 * lo / (hi - lo) - 1.0
+        ones = torch.ones(1, dtype=torch.float64)
+        self.register_buffer("_scale", (a * torch.cat([ones, freqs])).float(), persistent=False)
+        self.register_buffer("_shift", (c * torch.cat([ones, freqs])).float(), persistent=False)
 
     def forward(self, sigma: Tensor) -> Tensor:
         """Maps σ of shape ``(N,)`` to features of shape ``(N, num_features)``."""
-        u = 0.5 * torch.log(sigma * sigma + self.sigma_floor**2)
-        lo, hi = math.log(self.sigma_floor), math.log(self.sigma_max)
-        t = (2.0 * (u - lo) / (hi - lo) - 1.0).unsqueeze(-1)
-        angles = t * self.frequencies.to(t.dtype)
-        return torch.cat([t, torch.sin(angles), torch.cos(angles)], dim=-1)
+        log_var = torch.log(sigma * sigma + self.sigma_floor**2).unsqueeze(-1)
+        pre = torch.addcmul(self._shift, log_var, self._scale)  # (N, 1 + K): [t, angles]
+        angles = pre[..., 1:]
+        return torch.cat([pre[..., :1], torch.sin(angles), torch.cos(angles)], dim=-1)
 
     def extra_repr(self) -> str:
         return (

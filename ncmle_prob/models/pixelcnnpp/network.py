@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ...distributions import NoiseConditionalAutoregressive, get_family
+from ...distributions import get_family
 from ...distributions.families import GaussianMixture, LogisticMixture
+from ..base import AutoregressiveModel
 from ..embedding import NoiseEmbedding
 from .layers import (
     BandContext,
@@ -37,7 +38,7 @@ def _levels(height: int, width: int, max_downsample: int) -> int:
     return levels
 
 
-class PixelCNNPP(nn.Module):
+class PixelCNNPP(AutoregressiveModel):
     """A σ-conditioned PixelCNN++ (Salimans et al., 2017) for images of shape ``(C, H, W)``.
 
     Down-shifted (vertical) and down-right-shifted (horizontal) stacks of gated resnet blocks,
@@ -299,12 +300,6 @@ class PixelCNNPP(nn.Module):
         """The same draws as :meth:`ancestral_sample` by full re-evaluation per dimension
         (``max_rows``: stop after that many rows, for timing)."""
         return naive_ancestral_sample(self, family, sigma, generator, max_rows)
-
-    def forward(
-        self, sigma: float | Tensor = 0.0, validate_args: bool | None = None
-    ) -> NoiseConditionalAutoregressive:
-        """Returns :math:`p_\\theta(\\cdot \\mid \\sigma)` bound to ``sigma``."""
-        return NoiseConditionalAutoregressive(self, self.family, sigma, validate_args)
 
     def extra_repr(self) -> str:
         return (
