@@ -1,22 +1,44 @@
-"""The base class of every noise-conditional distribution.
+r"""The base class of every noise-conditional distribution.
 
-A *noise-conditional* distribution is a family of densities :math:`p(x \\mid \\sigma)`, one for
-each noise level :math:`\\sigma \\ge 0`, where :math:`p(\\cdot \\mid \\sigma)` models data
-:math:`x = x_0 + \\sigma \\varepsilon`, :math:`\\varepsilon \\sim \\mathcal N(0, I)`. An instance
+A *noise-conditional* distribution is a family of densities :math:`p(x \mid \sigma)`, one for
+each noise level :math:`\sigma \ge 0`, where :math:`p(\cdot \mid \sigma)` models data
+:math:`x = x_0 + \sigma \varepsilon`, :math:`\varepsilon \sim \mathcal N(0, I)`. An instance
 is *bound* to one σ (a scalar or a tensor that contributes to ``batch_shape``) so that it behaves
 like any Pyro distribution, and every method also takes an explicit ``sigma`` that overrides the
 bound one for that call.
+
+**The σ contract.** σ is validated once, where it enters: at construction, at :meth:`at` and at
+a per-call ``sigma=``. A per-call ``sigma`` means exactly ``self.at(sigma)`` (same shapes, same
+numbers); internal paths pass the already validated tensor on without checking it again, so a
+call costs at most one device synchronisation for σ.
+
+References:
+    Autoregressive Generative Modeling with Noise Conditional Maximum Likelihood Estimation
+    (the seed paper of this library: one autoregressive model of :math:`p(x \mid \sigma)` for
+    every noise level, trained by noise-conditional maximum likelihood).
+
+    Y. Song and S. Ermon. Generative Modeling by Estimating Gradients of the Data
+    Distribution. NeurIPS 2019 (noise-conditional scores, annealed Langevin dynamics).
+
+    Y. Song, J. Sohl-Dickstein, D. P. Kingma, A. Kumar, S. Ermon and B. Poole. Score-Based
+    Generative Modeling through Stochastic Differential Equations. ICLR 2021 (the
+    predictor-corrector samplers that :meth:`score` serves).
+
+    B. Efron. Tweedie's Formula and Selection Bias. JASA 106(496), 2011 (the posterior mean
+    :math:`E[x_0 \mid x] = x + \sigma^2 \nabla_x \log p(x \mid \sigma)` of :meth:`denoise`).
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from typing import Any, TypeVar
 
 import torch
 from pyro.distributions import TorchDistribution
 from torch import Tensor
 from torch.distributions import constraints
+from torch.distributions.utils import lazy_property
 
 from .constraints import grid
 from .validation import as_sigma, broadcast_shapes, check_finite, check_tensor, describe_shape
@@ -24,10 +46,11 @@ from .validation import as_sigma, broadcast_shapes, check_finite, check_tensor, 
 __all__ = ["NoiseConditionalDistribution"]
 
 _ShapeLike = Sequence[int] | torch.Size
+_D = TypeVar("_D", bound="NoiseConditionalDistribution")
 
 
 class NoiseConditionalDistribution(TorchDistribution):
-    """A family :math:`p(x \\mid \\sigma)` of densities of Gaussian-perturbed data.
+    r"""A family :math:`p(x \mid \sigma)` of densities of Gaussian-perturbed data.
 
     Subclasses implement :meth:`_log_prob` and :meth:`_sample`, and may override
     :meth:`_score` with a closed form; everything else (σ handling, shapes, validation,
@@ -76,7 +99,16 @@ class NoiseConditionalDistribution(TorchDistribution):
         self._param_batch_shape = param_batch_shape
         self._dtype = dtype
         self._device = device
-        super().__init__(torch.Size(batch_shape), torch.Size(event_shape), validate_args)
+        # σ was checked by as_sigma above, the one entry check of the σ contract; torch's own
+        # arg_constraints check would repeat it (one more device sync per model(sigma) call),
+        # so torch's is skipped and the other declared constraints are checked below.
+        super().__init__(torch.Size(batch_shape), torch.Size(event_shape), validate_args=False)
+        if validate_args is None:
+            del self._validate_args  # torch's default switch applies, as for torch's classes
+        else:
+            self._validate_args = validate_args
+        if self._validate_args:
+            self._check_arg_constraints()
 
     # ------------------------------------------------------------------ properties
     @property
@@ -89,9 +121,15 @@ class NoiseConditionalDistribution(TorchDistribution):
         """Device on which the distribution computes."""
         return self._device
 
-    @property
+    @constraints.dependent_property
     def support(self) -> constraints.Constraint:  # type: ignore[override]
         """The grid at σ = 0 for discretized families, the reals otherwise.
+
+        A ``dependent_property`` as in torch: on an instance it is the constraint below, on
+        the class (``NoisyGaussian.support``) a :class:`~torch.distributions.constraints.
+        Constraint` whose ``event_dim`` is not known statically, so generic code such as
+        Pyro's ``infer_shapes`` raises :class:`NotImplementedError` instead of failing on a
+        ``property`` object.
 
         A discretized family bound to a batch that mixes σ = 0 and σ > 0 reports the reals
         (one constraint must cover the batch); its log_prob is still a mass where σ = 0
@@ -101,14 +139,33 @@ class NoiseConditionalDistribution(TorchDistribution):
             return constraints.independent(grid(self.bins or 2), len(self.event_shape))
         return constraints.independent(constraints.real, len(self.event_shape))
 
+    @classmethod
+    def infer_shapes(cls, **arg_shapes: Any) -> tuple[torch.Size, torch.Size]:
+        """Pyro's shape inference from argument shapes.
+
+        The event shape of a noise-conditional model comes from its network, not from the
+        shapes of tensor arguments, so the generic class raises :class:`NotImplementedError`
+        (Pyro's documented answer for "cannot infer"); the closed-form oracles override it.
+        """
+        raise NotImplementedError(
+            f"{cls.__name__}.infer_shapes: the event shape is not a function of argument "
+            "shapes (it comes from the model); build the distribution and read batch_shape "
+            "and event_shape"
+        )
+
     # ------------------------------------------------------------------ binding σ
-    def at(self, sigma: float | Tensor) -> NoiseConditionalDistribution:
+    def at(self: _D, sigma: float | Tensor) -> _D:
         """Returns the same distribution bound to another noise level.
+
+        σ is validated here, once (:func:`~ncmle_prob.distributions.validation.as_sigma`).
 
         Args:
             sigma: a non-negative float or tensor; a tensor contributes to ``batch_shape``.
         """
-        sigma = as_sigma(sigma, dtype=self.dtype, device=self.device)
+        return self._bind(as_sigma(sigma, dtype=self.dtype, device=self.device))
+
+    def _bind(self: _D, sigma: Tensor) -> _D:
+        """:meth:`at` for an already validated σ tensor (internal paths; no check)."""
         new = copy.copy(self)
         batch_shape = self._broadcast_batch(self._param_batch_shape, sigma.shape)
         new.sigma = sigma.expand(batch_shape)
@@ -118,7 +175,17 @@ class NoiseConditionalDistribution(TorchDistribution):
     def expand(
         self, batch_shape: _ShapeLike, _instance: NoiseConditionalDistribution | None = None
     ) -> NoiseConditionalDistribution:
-        """Expands the batch shape (no copy of the network or its parameters)."""
+        """Expands the batch shape (no copy of the network or its parameters).
+
+        Follows torch's protocol for subclasses: a subclass's ``expand`` creates its instance
+        with ``self._get_checked_instance(Cls, _instance)``, sets its own fields on it and
+        passes it on as ``_instance``; the fields it set are kept, and every other field of
+        ``self`` is carried over unchanged (so a subclass that adds only constant fields
+        needs no ``expand`` of its own).
+
+        Raises:
+            ValueError: ``batch_shape`` is not a broadcast of the current ``batch_shape``.
+        """
         batch_shape = torch.Size(batch_shape)
         try:
             ok = broadcast_shapes(batch_shape, self.batch_shape) == batch_shape
@@ -129,10 +196,17 @@ class NoiseConditionalDistribution(TorchDistribution):
                 f"expand: batch_shape {describe_shape(batch_shape)} is not a broadcast of the "
                 f"current batch_shape {describe_shape(self.batch_shape)}"
             )
-        new = copy.copy(self)
+        new = type(self).__new__(type(self)) if _instance is None else _instance
+        for key, value in self.__dict__.items():  # fields the subclass did not set itself
+            new.__dict__.setdefault(key, value)
         new.sigma = self.sigma.expand(batch_shape)
-        new._batch_shape = batch_shape
         new._param_batch_shape = batch_shape
+        new._dtype = self._dtype
+        new._device = self._device
+        super(NoiseConditionalDistribution, new).__init__(
+            batch_shape, self.event_shape, validate_args=False
+        )
+        new._validate_args = self._validate_args
         return new
 
     # ------------------------------------------------------------------ public math
@@ -155,7 +229,7 @@ class NoiseConditionalDistribution(TorchDistribution):
     def score(
         self, value: Tensor, sigma: float | Tensor | None = None, *, create_graph: bool = False
     ) -> Tensor:
-        """The exact score :math:`\\nabla_x \\log p(x \\mid \\sigma)`, same shape as ``value``.
+        r"""The exact score :math:`\nabla_x \log p(x \mid \sigma)`, same shape as ``value``.
 
         Computed by one forward and one backward pass through the whole log density (the
         joint score, cross terms included). With ``create_graph=True`` the result is
@@ -201,15 +275,20 @@ class NoiseConditionalDistribution(TorchDistribution):
             x, s = self._prepare(value, sigma)
             self._check_has_score(s)
         else:
+            if sigma is not None:
+                raise ValueError(
+                    "log_prob_and_score(validate=False) uses the bound sigma: pass sigma=None "
+                    "and bind sigma once outside the loop with dist.at(sigma)"
+                )
             x = value
             s = self.sigma.expand(x.shape[: x.dim() - len(self.event_shape)])
         return self._log_prob_and_score(x, s)
 
     def denoise(self, value: Tensor, sigma: float | Tensor | None = None) -> Tensor:
-        """Tweedie's posterior mean :math:`E[x_0 \\mid x] = x + \\sigma^2 \\nabla_x \\log p(x
-        \\mid \\sigma)`.
+        r"""Tweedie's posterior mean :math:`E[x_0 \mid x] = x + \sigma^2 \nabla_x \log p(x
+        \mid \sigma)`.
 
-        Exact when the distribution is the noisy law :math:`q_\\sigma` of the clean data
+        Exact when the distribution is the noisy law :math:`q_\sigma` of the clean data
         :math:`x_0`; at σ = 0 it returns ``value`` unchanged.
         """
         x, s = self._prepare(value, sigma)
@@ -233,7 +312,7 @@ class NoiseConditionalDistribution(TorchDistribution):
 
     def is_mass(self, sigma: float | Tensor | None = None) -> Tensor:
         """Boolean tensor: where ``log_prob`` is a log *mass* (grid data at σ = 0)."""
-        s = self.sigma if sigma is None else as_sigma(sigma, dtype=self.dtype, device=self.device)
+        s = self.sigma if sigma is None else self.at(sigma).sigma  # exactly at(sigma)
         return (s == 0) & self.discrete_at_zero
 
     # ------------------------------------------------------------------ hooks
@@ -262,6 +341,21 @@ class NoiseConditionalDistribution(TorchDistribution):
         return lp.detach(), g
 
     # ------------------------------------------------------------------ helpers
+    def _check_arg_constraints(self) -> None:
+        """torch's parameter check for every declared constraint but σ's (see ``__init__``)."""
+        for name, constraint in self.arg_constraints.items():
+            if name == "sigma" or constraints.is_dependent(constraint):
+                continue
+            if name not in self.__dict__ and isinstance(getattr(type(self), name, None),
+                                                        lazy_property):
+                continue
+            value = getattr(self, name)
+            if not bool(constraint.check(value).all()):
+                raise ValueError(
+                    f"{name} of shape {describe_shape(value.shape)} must satisfy the "
+                    f"constraint {constraint!r}"
+                )
+
     def _lift(self, t: Tensor) -> Tensor:
         """Appends singleton event dims so a batch-shaped tensor broadcasts against x."""
         return t.reshape(t.shape + (1,) * len(self.event_shape))

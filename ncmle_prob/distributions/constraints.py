@@ -7,6 +7,8 @@ from torch import Tensor
 from torch.distributions import constraints, transforms
 from torch.distributions.constraint_registry import biject_to, transform_to
 
+from .validation import bin_width, check_positive_int
+
 __all__ = ["Grid", "grid"]
 
 
@@ -26,15 +28,13 @@ class Grid(constraints.Constraint):
     event_dim = 0
 
     def __init__(self, bins: int) -> None:
-        if int(bins) != bins or bins < 2:
-            raise ValueError(f"bins must be an integer >= 2, got {bins!r}")
-        self.bins = int(bins)
+        self.bins = check_positive_int("bins", bins, minimum=2)
         super().__init__()
 
     @property
     def bin_width(self) -> float:
         """Distance between neighbouring levels."""
-        return 2.0 / (self.bins - 1)
+        return bin_width(self.bins)
 
     def check(self, value: Tensor) -> Tensor:
         k = (value + 1.0) / self.bin_width

@@ -1,14 +1,23 @@
-"""Closed-form oracles: Gaussians and Gaussian mixtures observed through Gaussian noise.
+r"""Closed-form oracles: Gaussians and Gaussian mixtures observed through Gaussian noise.
 
-If :math:`x_0 \\sim \\mathcal N(\\mu, \\Sigma)` then :math:`x = x_0 + \\sigma\\varepsilon \\sim
-\\mathcal N(\\mu, \\Sigma + \\sigma^2 I)`, so every quantity of the noise-conditional contract
+If :math:`x_0 \sim \mathcal N(\mu, \Sigma)` then :math:`x = x_0 + \sigma\varepsilon \sim
+\mathcal N(\mu, \Sigma + \sigma^2 I)`, so every quantity of the noise-conditional contract
 (``log_prob``, ``score``, ``denoise``, ``sample``) is exact. These are the ground truth of the
 test suite and a way to see what NCMLE aims at.
+
+References:
+    Autoregressive Generative Modeling with Noise Conditional Maximum Likelihood Estimation
+    (the seed paper: the model's target is exactly this noisy law :math:`q_\sigma` for every
+    σ).
+
+    B. Efron. Tweedie's Formula and Selection Bias. JASA 106(496), 2011 (the exact
+    :meth:`~NoisyGaussian.denoise` of a Gaussian is Tweedie's posterior mean).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -44,41 +53,93 @@ def _check_same(name: str, value: Tensor, ref_name: str, ref: Tensor) -> None:
 def _noisy_cholesky(cov: Tensor, sigma: Tensor) -> Tensor:
     """Cholesky factor of ``cov + sigma**2 I``; ``sigma`` broadcasts against ``cov``'s batch.
 
-    A batch of identical noise levels (the common case: one σ broadcast over the data) is
-    factorised once; the factor then broadcasts. Not done when σ requires grad, so that each
-    entry keeps its own gradient.
+    One factorisation per σ entry, with no shortcut that depends on σ's values (a Python
+    branch on tensor values would be baked into a ``torch.jit.trace``). Used to sample at the
+    bound σ (one factor per batch element) and for the log density when the covariance
+    requires grad (see :class:`_Spectrum`).
     """
-    if sigma.numel() > 1 and not sigma.requires_grad:
-        first = sigma.reshape(-1)[:1]
-        if bool((sigma == first).all()):
-            sigma = first.reshape(())
     eye = torch.eye(cov.shape[-1], dtype=cov.dtype, device=cov.device)
     return torch.linalg.cholesky(cov + (sigma * sigma)[..., None, None] * eye)
 
 
-def _gaussian_log_prob(diff: Tensor, chol: Tensor) -> Tensor:
+def _matvec(matrix: Tensor, vector: Tensor) -> Tensor:
+    """``matrix @ vector`` over broadcast batch dims, without copying ``matrix`` per vector.
+
+    ``torch.matmul`` (and ``solve_triangular``) broadcast by *materialising* the matrix once
+    per batch element (``N * D * D`` numbers for N vectors); an ``einsum`` contracts the
+    vector batch into the rows of one matrix product instead.
+    """
+    if matrix.dim() == 2:
+        return vector @ matrix.mT
+    # einsum may return a permuted layout; callers (and users' .view) expect a plain one.
+    return torch.einsum("...ij,...j->...i", matrix, vector).contiguous()
+
+
+def _gaussian_log_prob_chol(diff: Tensor, chol: Tensor, log_norm: float) -> Tensor:
     z = torch.linalg.solve_triangular(chol, diff.unsqueeze(-1), upper=False).squeeze(-1)
     half_log_det = torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
-    d = diff.shape[-1]
-    return -0.5 * (z * z).sum(-1) - half_log_det - 0.5 * d * math.log(2 * math.pi)
+    return -0.5 * (z * z).sum(-1) - half_log_det - log_norm
 
 
-def _gaussian_score(diff: Tensor, chol: Tensor) -> Tensor:
+def _gaussian_score_chol(diff: Tensor, chol: Tensor) -> Tensor:
     return -torch.cholesky_solve(diff.unsqueeze(-1), chol).squeeze(-1)
 
 
-class NoisyGaussian(NoiseConditionalDistribution):
-    """The exact noisy Gaussian :math:`p(x \\mid \\sigma) = \\mathcal N(x;\\, \\mu,\\,
-    \\Sigma + \\sigma^2 I)`.
+class _Spectrum:
+    r"""Log density and score of :math:`\mathcal N(\mu, \Sigma + \sigma^2 I)` at *any* σ
+    from one eigendecomposition :math:`\Sigma = Q \Lambda Q^T` of the clean covariance.
+
+    Adding :math:`\sigma^2 I` shifts the eigenvalues and keeps the eigenvectors, so with
+    :math:`z = Q^T (x - \mu)` and :math:`v = \lambda + \sigma^2`,
 
     .. math::
 
-        \\nabla_x \\log p(x \\mid \\sigma) = -(\\Sigma + \\sigma^2 I)^{-1}(x - \\mu), \\qquad
-        E[x_0 \\mid x] = x - \\sigma^2 (\\Sigma + \\sigma^2 I)^{-1}(x - \\mu).
+        \log p = -\tfrac12 \sum_j z_j^2 / v_j - \tfrac12 \sum_j \log v_j
+        - \tfrac D2 \log 2\pi, \qquad \nabla_x \log p = -Q\,(z / v).
+
+    A batch of per-example σ costs two matrix products, shared :math:`Q` across the batch: no
+    factorisation per σ, no copy of a factor per example, and no branch on σ's values (so a
+    ``torch.jit.trace`` generalises to every σ). When the covariance requires grad, the
+    Cholesky path is used instead (``eigh``'s backward is undefined for repeated eigenvalues,
+    e.g. :math:`\Sigma = I`).
+    """
+
+    def __init__(self, cov: Tensor) -> None:
+        self.cov = cov
+        self.differentiable = cov.requires_grad
+        # A Python float fixed here: ``0.5 * x.shape[-1] * log(2 pi)`` computed per call would
+        # be traced as an integer tensor times a constant, i.e. in float32.
+        self.log_norm = 0.5 * cov.shape[-1] * math.log(2 * math.pi)
+        if not self.differentiable:
+            self.eigenvalues, self.eigenvectors = torch.linalg.eigh(cov)
+
+    def log_prob(self, diff: Tensor, sigma: Tensor) -> Tensor:
+        if self.differentiable:
+            return _gaussian_log_prob_chol(diff, _noisy_cholesky(self.cov, sigma), self.log_norm)
+        z = _matvec(self.eigenvectors.mT, diff)
+        v = self.eigenvalues + (sigma * sigma).unsqueeze(-1)
+        return -0.5 * ((z * z / v).sum(-1) + torch.log(v).sum(-1)) - self.log_norm
+
+    def score(self, diff: Tensor, sigma: Tensor) -> Tensor:
+        if self.differentiable:
+            return _gaussian_score_chol(diff, _noisy_cholesky(self.cov, sigma))
+        z = _matvec(self.eigenvectors.mT, diff)
+        v = self.eigenvalues + (sigma * sigma).unsqueeze(-1)
+        return -_matvec(self.eigenvectors, z / v)
+
+
+class NoisyGaussian(NoiseConditionalDistribution):
+    r"""The exact noisy Gaussian :math:`p(x \mid \sigma) = \mathcal N(x;\, \mu,\,
+    \Sigma + \sigma^2 I)`.
+
+    .. math::
+
+        \nabla_x \log p(x \mid \sigma) = -(\Sigma + \sigma^2 I)^{-1}(x - \mu), \qquad
+        E[x_0 \mid x] = x - \sigma^2 (\Sigma + \sigma^2 I)^{-1}(x - \mu).
 
     Args:
-        loc: mean :math:`\\mu`, shape ``(..., D)``.
-        covariance_matrix: clean covariance :math:`\\Sigma`, shape ``(..., D, D)``.
+        loc: mean :math:`\mu`, shape ``(..., D)``.
+        covariance_matrix: clean covariance :math:`\Sigma`, shape ``(..., D, D)``.
         sigma: bound noise level(s).
         validate_args: per-instance validation.
 
@@ -111,6 +172,7 @@ class NoisyGaussian(NoiseConditionalDistribution):
         self.loc = loc
         _check_same("covariance_matrix", covariance_matrix, "loc", loc)
         self.clean_covariance = covariance_matrix
+        self._spectrum = _Spectrum(covariance_matrix)
         super().__init__(
             sigma,
             event_shape=loc.shape[-1:],
@@ -120,13 +182,31 @@ class NoisyGaussian(NoiseConditionalDistribution):
             validate_args=validate_args,
         )
 
+    @classmethod
+    def infer_shapes(  # type: ignore[override]
+        cls,
+        loc: Sequence[int],
+        covariance_matrix: Sequence[int],
+        sigma: Sequence[int] = (),
+    ) -> tuple[torch.Size, torch.Size]:
+        """``(batch_shape, event_shape)`` of ``NoisyGaussian(loc, covariance_matrix, sigma)``
+        from the shapes of its arguments (Pyro's ``infer_shapes``).
+
+        Example:
+            >>> NoisyGaussian.infer_shapes(loc=(3, 2), covariance_matrix=(2, 2), sigma=(4, 1))
+            (torch.Size([4, 3]), torch.Size([2]))
+        """
+        batch = torch.broadcast_shapes(tuple(loc[:-1]), tuple(covariance_matrix[:-2]),
+                                       tuple(sigma))
+        return batch, torch.Size(loc[-1:])
+
     @property
     def mean(self) -> Tensor:
         return self.loc.expand(self.batch_shape + self.event_shape)
 
     @property
     def covariance_matrix(self) -> Tensor:
-        """:math:`\\Sigma + \\sigma^2 I` at the bound σ."""
+        r""":math:`\Sigma + \sigma^2 I` at the bound σ."""
         eye = torch.eye(self.event_shape[0], dtype=self.dtype, device=self.device)
         cov = self.clean_covariance + (self.sigma**2)[..., None, None] * eye
         return cov.expand(self.batch_shape + self.event_shape + self.event_shape)
@@ -136,28 +216,28 @@ class NoisyGaussian(NoiseConditionalDistribution):
         return torch.diagonal(self.covariance_matrix, dim1=-2, dim2=-1)
 
     def _log_prob(self, x: Tensor, sigma: Tensor) -> Tensor:
-        return _gaussian_log_prob(x - self.loc, _noisy_cholesky(self.clean_covariance, sigma))
+        return self._spectrum.log_prob(x - self.loc, sigma)
 
     def _score(self, x: Tensor, sigma: Tensor, *, create_graph: bool) -> Tensor:
-        return _gaussian_score(x - self.loc, _noisy_cholesky(self.clean_covariance, sigma))
+        return self._spectrum.score(x - self.loc, sigma)
 
     def _sample(self, sample_shape: torch.Size, generator: torch.Generator | None) -> Tensor:
         shape = sample_shape + self.batch_shape + self.event_shape
         chol = _noisy_cholesky(self.clean_covariance, self.sigma)
         z = torch.randn(shape, dtype=self.dtype, device=self.device, generator=generator)
-        return self.loc + (chol @ z.unsqueeze(-1)).squeeze(-1)
+        return self.loc + _matvec(chol, z)
 
 
 class NoisyGaussianMixture(NoiseConditionalDistribution):
-    """The exact noisy Gaussian mixture :math:`p(x \\mid \\sigma) = \\sum_k w_k\\,
-    \\mathcal N(x;\\, \\mu_k,\\, \\Sigma_k + \\sigma^2 I)`.
+    r"""The exact noisy Gaussian mixture :math:`p(x \mid \sigma) = \sum_k w_k\,
+    \mathcal N(x;\, \mu_k,\, \Sigma_k + \sigma^2 I)`.
 
     The score is the responsibility-weighted sum of the component scores,
 
     .. math::
 
-        \\nabla_x \\log p(x \\mid \\sigma) = -\\sum_k r_k(x)\\, (\\Sigma_k + \\sigma^2 I)^{-1}
-        (x - \\mu_k), \\qquad r_k(x) \\propto w_k \\mathcal N(x; \\mu_k, \\Sigma_k + \\sigma^2 I).
+        \nabla_x \log p(x \mid \sigma) = -\sum_k r_k(x)\, (\Sigma_k + \sigma^2 I)^{-1}
+        (x - \mu_k), \qquad r_k(x) \propto w_k \mathcal N(x; \mu_k, \Sigma_k + \sigma^2 I).
 
     Args:
         weights: non-negative mixture weights, shape ``(..., K)`` (normalised here).
@@ -209,6 +289,7 @@ class NoisyGaussianMixture(NoiseConditionalDistribution):
         _check_same("covariance_matrices", covariance_matrices, "locs", locs)
         _check_same("weights", weights, "locs", locs)
         self.clean_covariances = covariance_matrices
+        self._spectrum = _Spectrum(covariance_matrices)
         batch = torch.broadcast_shapes(
             weights.shape[:-1], locs.shape[:-2], covariance_matrices.shape[:-3]
         )
@@ -220,6 +301,25 @@ class NoisyGaussianMixture(NoiseConditionalDistribution):
             device=locs.device,
             validate_args=validate_args,
         )
+
+    @classmethod
+    def infer_shapes(  # type: ignore[override]
+        cls,
+        weights: Sequence[int],
+        locs: Sequence[int],
+        covariance_matrices: Sequence[int],
+        sigma: Sequence[int] = (),
+    ) -> tuple[torch.Size, torch.Size]:
+        """``(batch_shape, event_shape)`` from the shapes of the arguments (Pyro's
+        ``infer_shapes``).
+
+        Example:
+            >>> NoisyGaussianMixture.infer_shapes((3,), (3, 2), (3, 2, 2), sigma=(5,))
+            (torch.Size([5]), torch.Size([2]))
+        """
+        batch = torch.broadcast_shapes(tuple(weights[:-1]), tuple(locs[:-2]),
+                                       tuple(covariance_matrices[:-3]), tuple(sigma))
+        return batch, torch.Size(locs[-1:])
 
     @property
     def num_components(self) -> int:
@@ -236,8 +336,8 @@ class NoisyGaussianMixture(NoiseConditionalDistribution):
 
     @property
     def covariance_matrix(self) -> Tensor:
-        """Total covariance
-        :math:`\\sum_k w_k(\\Sigma_k + \\sigma^2 I + \\mu_k\\mu_k^T) - m m^T`."""
+        r"""Total covariance
+        :math:`\sum_k w_k(\Sigma_k + \sigma^2 I + \mu_k\mu_k^T) - m m^T`."""
         eye = torch.eye(self.event_shape[0], dtype=self.dtype, device=self.device)
         outer = self.locs.unsqueeze(-1) * self.locs.unsqueeze(-2)
         second = (self.weights[..., None, None] * (self.clean_covariances + outer)).sum(-3)
@@ -249,20 +349,19 @@ class NoisyGaussianMixture(NoiseConditionalDistribution):
     def variance(self) -> Tensor:
         return torch.diagonal(self.covariance_matrix, dim1=-2, dim2=-1)
 
-    def _components(self, x: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        chol = _noisy_cholesky(self.clean_covariances, sigma.unsqueeze(-1))
+    def _components(self, x: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor]:
         diff = x.unsqueeze(-2) - self.locs
-        joint = torch.log(self.weights) + _gaussian_log_prob(diff, chol)
-        return joint, diff, chol
+        joint = torch.log(self.weights) + self._spectrum.log_prob(diff, sigma.unsqueeze(-1))
+        return joint, diff
 
     def _log_prob(self, x: Tensor, sigma: Tensor) -> Tensor:
-        joint, _, _ = self._components(x, sigma)
+        joint, _ = self._components(x, sigma)
         return torch.logsumexp(joint, dim=-1)
 
     def _score(self, x: Tensor, sigma: Tensor, *, create_graph: bool) -> Tensor:
-        joint, diff, chol = self._components(x, sigma)
+        joint, diff = self._components(x, sigma)
         resp = torch.softmax(joint, dim=-1)
-        return (resp.unsqueeze(-1) * _gaussian_score(diff, chol)).sum(-2)
+        return (resp.unsqueeze(-1) * self._spectrum.score(diff, sigma.unsqueeze(-1))).sum(-2)
 
     def _sample(self, sample_shape: torch.Size, generator: torch.Generator | None) -> Tensor:
         shape = sample_shape + self.batch_shape
@@ -270,9 +369,8 @@ class NoisyGaussianMixture(NoiseConditionalDistribution):
         logits = torch.log(self.weights).expand(shape + (k,))
         idx = pick_component(logits, generator)
         chol = _noisy_cholesky(self.clean_covariances, self.sigma.unsqueeze(-1))
-        chol = chol.expand(shape + (k, d, d))
-        loc = self.locs.expand(shape + (k, d))
-        chol_k = chol.gather(-3, idx[..., None, None, None].expand(shape + (1, d, d))).squeeze(-3)
-        loc_k = loc.gather(-2, idx[..., None, None].expand(shape + (1, d))).squeeze(-2)
         z = torch.randn(shape + (d,), dtype=self.dtype, device=self.device, generator=generator)
-        return loc_k + (chol_k @ z.unsqueeze(-1)).squeeze(-1)
+        # Every component's draw from the same z (K * D numbers per sample; the factors are
+        # not copied per sample), then the picked one.
+        draws = self.locs + _matvec(chol, z.unsqueeze(-2))
+        return draws.gather(-2, idx[..., None, None].expand(shape + (1, d))).squeeze(-2)

@@ -1,10 +1,10 @@
-"""A noise-conditional distribution pushed through a chain of (possibly σ-conditional)
+r"""A noise-conditional distribution pushed through a chain of (possibly σ-conditional)
 transforms.
 
 Where the noise lives matters. ``TransformedNoiseConditional(base, T)`` is the law of
-:math:`T(z)` with :math:`z \\sim p_\\text{base}(\\cdot \\mid \\sigma)`: the noise is added in the
+:math:`T(z)` with :math:`z \sim p_\text{base}(\cdot \mid \sigma)`: the noise is added in the
 *base* (pre-flow) space, and the flow maps noisy base points to data space. It is **not** the
-law of :math:`T(z_0) + \\sigma\\varepsilon` (noise added after the flow); only for an affine
+law of :math:`T(z_0) + \sigma\varepsilon` (noise added after the flow); only for an affine
 :math:`T` with orthogonal linear part do the two agree.
 """
 
@@ -15,6 +15,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
+from torch.distributions import constraints
 from torch.distributions.transforms import Transform
 from torch.distributions.utils import _sum_rightmost
 
@@ -38,26 +39,30 @@ class SigmaConditionalTransform(Protocol):
 
 
 class TransformedNoiseConditional(NoiseConditionalDistribution):
-    """A noise-conditional base distribution pushed through a flow.
+    r"""A noise-conditional base distribution pushed through a flow.
 
-    With transforms :math:`T = T_K \\circ \\dots \\circ T_1` (each a torch ``Transform`` or a
+    With transforms :math:`T = T_K \circ \dots \circ T_1` (each a torch ``Transform`` or a
     :class:`SigmaConditionalTransform`), the density is the change of variables
 
     .. math::
 
-        \\log p(x \\mid \\sigma) = \\log p_\\text{base}\\big(T^{-1}(x) \\mid \\sigma\\big)
-        + \\log\\big|\\det J_{T^{-1}}(x)\\big|.
+        \log p(x \mid \sigma) = \log p_\text{base}\big(T^{-1}(x) \mid \sigma\big)
+        + \log\big|\det J_{T^{-1}}(x)\big|.
 
-    **Where the noise lives:** :math:`p(\\cdot \\mid \\sigma)` is the law of :math:`x = T(z)`,
-    :math:`z \\sim p_\\text{base}(\\cdot \\mid \\sigma)`, i.e. the Gaussian perturbation is in
-    the base (pre-flow) space. It is *not* the law of :math:`T(z_0) + \\sigma\\varepsilon`, so
+    **Where the noise lives:** :math:`p(\cdot \mid \sigma)` is the law of :math:`x = T(z)`,
+    :math:`z \sim p_\text{base}(\cdot \mid \sigma)`, i.e. the Gaussian perturbation is in
+    the base (pre-flow) space. It is *not* the law of :math:`T(z_0) + \sigma\varepsilon`, so
     :meth:`denoise` (Tweedie in data space) is exact only when :math:`T` is an isometry.
     ``log_prob`` and ``sample`` are exact; ``score`` is the autograd gradient of ``log_prob``
     (one forward and one backward pass through base and flow), so every sampler that needs
     ``log_prob``/``score`` works on the composition.
 
     Pyro and zuko transforms are torch transforms and work unchanged; nflows transforms work
-    through :class:`ncmle_prob.flows.NflowsTransform`.
+    through :class:`ncmle_prob.flows.NflowsTransform`. As in torch's
+    ``TransformedDistribution``, ``support`` is the codomain of the last transform (with the
+    event's dims), so a flow ending in ``ExpTransform`` has a positive support and Pyro's
+    autoguides and NUTS sample it through the matching bijection; with ``validate_args`` data
+    outside the support are a clear :class:`ValueError`.
 
     Args:
         base: the noise-conditional base distribution (a continuous one: a discretized
@@ -128,20 +133,56 @@ class TransformedNoiseConditional(NoiseConditionalDistribution):
             validate_args=validate_args,
         )
 
+    @constraints.dependent_property(is_discrete=False)
+    def support(self) -> constraints.Constraint:  # type: ignore[override]
+        """The codomain of the last transform, made ``independent`` over the event's dims
+        (torch's ``TransformedDistribution`` rule); the base's support without transforms."""
+        if not self.transforms:
+            return self.base.support
+        last = self.transforms[-1]
+        codomain = getattr(last, "codomain", None)
+        if codomain is None:  # a σ-conditional transform that declares no codomain
+            codomain = last.with_sigma(self.sigma).codomain
+        if len(self.event_shape) > codomain.event_dim:
+            codomain = constraints.independent(
+                codomain, len(self.event_shape) - codomain.event_dim
+            )
+        return codomain
+
     # ------------------------------------------------------------------ binding σ
-    def at(self, sigma: float | Tensor) -> TransformedNoiseConditional:
-        """The same composition with the base bound to another noise level."""
-        new = super().at(sigma)
-        new.base = self.base.at(sigma)
-        return new  # type: ignore[return-value]
+    def _bind(self, sigma: Tensor) -> TransformedNoiseConditional:
+        """The same composition with the base bound to another (validated) noise level."""
+        new = super()._bind(sigma)
+        new.base = self.base._bind(sigma)
+        return new
 
     def expand(
-        self, batch_shape: Sequence[int] | torch.Size, _instance: object = None
+        self,
+        batch_shape: Sequence[int] | torch.Size,
+        _instance: TransformedNoiseConditional | None = None,
     ) -> TransformedNoiseConditional:
-        """Expands the batch shape of the base and the composition."""
-        new = super().expand(batch_shape)
+        """Expands the batch shape of the base and the composition (torch's ``_instance``
+        protocol: see :meth:`NoiseConditionalDistribution.expand`)."""
+        new = type(self).__new__(type(self)) if _instance is None else _instance
         new.base = self.base.expand(batch_shape)
-        return new  # type: ignore[return-value]
+        new.transforms = self.transforms
+        return super().expand(batch_shape, _instance=new)  # type: ignore[return-value]
+
+    def _prepare(self, value: object, sigma: float | Tensor | None) -> tuple[Tensor, Tensor]:
+        x, s = super()._prepare(value, sigma)
+        if self._validate_args and self.transforms:
+            support = inner = self.support
+            while isinstance(inner, constraints.independent):
+                inner = inner.base_constraint
+            if inner is not constraints.real:  # the reals need no check (finite is checked)
+                inside = support.check(x)
+                if not bool(inside.all()):
+                    raise ValueError(
+                        f"x has {int((~inside).sum())} events outside the support {support!r} "
+                        f"(shape {describe_shape(x.shape)}): the codomain of the last transform "
+                        f"{type(self.transforms[-1]).__name__}"
+                    )
+        return x, s
 
     # ------------------------------------------------------------------ hooks
     def conditioned_transforms(self, sigma: Tensor) -> list[Transform]:
@@ -158,7 +199,10 @@ class TransformedNoiseConditional(NoiseConditionalDistribution):
             event_dim += t.domain.event_dim - t.codomain.event_dim
             lp = lp - _sum_rightmost(t.log_abs_det_jacobian(z, y), event_dim - t.domain.event_dim)
             y = z
-        base_lp = self.base.log_prob(y, sigma)
+        if y.shape == sigma.shape + self.base.event_shape:
+            base_lp = self.base._log_prob(y, sigma)  # x and σ were validated at entry
+        else:  # transforms that change the batch shape: the base broadcasts them itself
+            base_lp = self.base.log_prob(y, sigma)
         return lp + _sum_rightmost(base_lp, event_dim - len(self.base.event_shape))
 
     def _sample(self, sample_shape: torch.Size, generator: torch.Generator | None) -> Tensor:

@@ -7,6 +7,7 @@ torch's or Pyro's global validation switches.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -14,8 +15,10 @@ from torch import Tensor
 
 __all__ = [
     "as_sigma",
+    "bin_width",
     "broadcast_shapes",
     "check_finite",
+    "check_positive_int",
     "check_tensor",
     "describe_shape",
 ]
@@ -109,6 +112,12 @@ def as_sigma(
 ) -> Tensor:
     """Converts ``sigma`` to a tensor and checks that it is finite and non-negative.
 
+    This is *the* entry check of the σ contract: it runs once where σ enters (construction,
+    :meth:`~ncmle_prob.distributions.NoiseConditionalDistribution.at`, a per-call ``sigma=``)
+    and internal paths pass the tensor it returns on without checking it again. A Python number
+    is checked in Python (no device work); a tensor with a single reduction, so the check costs
+    one device-to-host synchronisation on CUDA, not one per rule.
+
     Python numbers and tensors are accepted; a tensor is moved to ``device``/``dtype`` only if
     it is a CPU scalar (a convenience for ``sigma=torch.tensor(0.5)``), otherwise device and
     floating dtype must already match.
@@ -116,31 +125,92 @@ def as_sigma(
     Raises:
         TypeError: ``sigma`` is not a number or a real tensor.
         ValueError: ``sigma`` is negative, NaN or infinite, or on another device.
+
+    Example:
+        >>> as_sigma(0.5, dtype=torch.float32, device=torch.device("cpu"))
+        tensor(0.5000)
+        >>> as_sigma(-1.0, dtype=torch.float32, device=torch.device("cpu"))
+        Traceback (most recent call last):
+        ...
+        ValueError: sigma must be >= 0 (a noise standard deviation), got -1 (shape ())
     """
     if isinstance(sigma, bool) or not isinstance(sigma, (int, float, Tensor)):
         raise TypeError(
             f"{name} must be a float or a torch.Tensor, got {type(sigma).__name__}"
         )
-    if isinstance(sigma, Tensor):
-        if sigma.is_complex() or sigma.dtype == torch.bool:
-            raise TypeError(f"{name} must be a real tensor, got dtype {sigma.dtype}")
-        if sigma.device != device and not (sigma.dim() == 0 and sigma.device.type == "cpu"):
+    if not isinstance(sigma, Tensor):
+        value = float(sigma)
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be finite, got {value:g} (shape ())")
+        if value < 0:
             raise ValueError(
-                f"{name} is on device {sigma.device} but the distribution is on {device}"
+                f"{name} must be >= 0 (a noise standard deviation), got {value:g} (shape ())"
             )
-        sigma = sigma.to(device=device, dtype=dtype)
-    else:
-        sigma = torch.tensor(float(sigma), dtype=dtype, device=device)
-    if not bool(torch.isfinite(sigma).all()):
+        return torch.tensor(value, dtype=dtype, device=device)
+    if sigma.is_complex() or sigma.dtype == torch.bool:
+        raise TypeError(f"{name} must be a real tensor, got dtype {sigma.dtype}")
+    if sigma.device != device and not (sigma.dim() == 0 and sigma.device.type == "cpu"):
         raise ValueError(
-            f"{name} must be finite, got {_preview(sigma)} (shape {describe_shape(sigma.shape)})"
+            f"{name} is on device {sigma.device} but the distribution is on {device}"
         )
-    if bool((sigma < 0).any()):
+    sigma = sigma.to(device=device, dtype=dtype)
+    # One reduction for both rules: NaN fails ``>= 0`` and inf fails ``< inf``.
+    if sigma.numel() and not bool(((sigma >= 0) & (sigma < math.inf)).all()):
+        if not bool(torch.isfinite(sigma).all()):
+            raise ValueError(
+                f"{name} must be finite, got {_preview(sigma)} "
+                f"(shape {describe_shape(sigma.shape)})"
+            )
         raise ValueError(
             f"{name} must be >= 0 (a noise standard deviation), got {_preview(sigma)} "
             f"(shape {describe_shape(sigma.shape)})"
         )
     return sigma
+
+
+def bin_width(bins: int) -> float:
+    """The distance ``2 / (bins - 1)`` between neighbouring levels of the grid of ``bins``
+    equally spaced levels on [-1, 1].
+
+    Raises:
+        ValueError: ``bins`` is not an integer ``>= 2``.
+
+    Example:
+        >>> bin_width(256) == 2 / 255
+        True
+    """
+    return 2.0 / (check_positive_int("bins", bins, minimum=2) - 1)
+
+
+def check_positive_int(name: str, value: object, minimum: int = 1) -> int:
+    """Returns ``value`` as an ``int`` if it is an integral number ``>= minimum``.
+
+    Accepts Python ints, integral floats (``3.0``) and integer-valued 0-d tensors; rejects
+    ``bool`` (``True`` is not a size).
+
+    Raises:
+        ValueError: naming ``name``, with the value received and the rule broken.
+
+    Example:
+        >>> check_positive_int("components", 3)
+        3
+        >>> check_positive_int("bins", 1, minimum=2)
+        Traceback (most recent call last):
+        ...
+        ValueError: bins must be an integer >= 2, got 1
+    """
+    if isinstance(value, Tensor) and value.dim() == 0 and not value.is_complex():
+        value = value.item()
+    ok = (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and float(value).is_integer()
+        and value >= minimum
+    )
+    if not ok:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)  # type: ignore[arg-type]
 
 
 def _preview(t: Tensor, limit: int = 6) -> str:

@@ -1,8 +1,16 @@
-"""Per-dimension conditional families of autoregressive models.
+r"""Per-dimension conditional families of autoregressive models.
 
 A family turns the raw network output for one dimension, a vector of ``num_params`` numbers,
-into a one-dimensional density :math:`p(x_i \\mid x_{<i}, \\sigma)`. Families are plain
+into a one-dimensional density :math:`p(x_i \mid x_{<i}, \sigma)`. Families are plain
 objects (no parameters of their own), chosen by name in the models through :func:`get_family`.
+
+References:
+    Autoregressive Generative Modeling with Noise Conditional Maximum Likelihood Estimation
+    (the seed paper: the same conditionals, with σ as an extra input of the network).
+
+    M. Germain, K. Gregor, I. Murray and H. Larochelle. MADE: Masked Autoencoder for
+    Distribution Estimation. ICML 2015 (one network pass gives every conditional's
+    parameters).
 """
 
 from __future__ import annotations
@@ -13,6 +21,8 @@ from typing import ClassVar
 
 import torch
 from torch import Tensor
+
+from ..validation import check_positive_int
 
 __all__ = [
     "ConditionalFamily",
@@ -78,21 +88,17 @@ class ConditionalFamily(abc.ABC):
 
 def check_int(name: str, value: object, minimum: int) -> int:
     """Returns ``value`` as an ``int``; :class:`ValueError` naming ``name`` unless it is an
-    integral number ``>= minimum``."""
-    ok = (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and float(value).is_integer()
-        and value >= minimum
-    )
-    if not ok:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)  # type: ignore[arg-type]
+    integral number ``>= minimum``.
+
+    Kept for the callers outside this package; new code uses
+    :func:`ncmle_prob.distributions.validation.check_positive_int`, which this calls.
+    """
+    return check_positive_int(name, value, minimum=minimum)
 
 
 class MixtureFamily(ConditionalFamily):
-    """A mixture of ``components`` location-scale densities,
-    :math:`p(x_i) = \\sum_k \\pi_k\\, s_k^{-1} f\big((x_i - \\mu_k)/s_k\big)`.
+    r"""A mixture of ``components`` location-scale densities,
+    :math:`p(x_i) = \sum_k \pi_k\, s_k^{-1} f\big((x_i - \mu_k)/s_k\big)`.
 
     ``params = (logits[K], mu[K], log s[K])``, ``log s`` clamped to [-7, 7]. Subclasses give
     the standard density :math:`f` (:meth:`_component_log_pdf`) and a standard draw
@@ -100,7 +106,7 @@ class MixtureFamily(ConditionalFamily):
     """
 
     def __init__(self, components: int = 5) -> None:
-        self.components = check_int("components", components, 1)
+        self.components = check_positive_int("components", components)
 
     @property
     def num_params(self) -> int:

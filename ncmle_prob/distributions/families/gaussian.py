@@ -28,7 +28,7 @@ def _normal_log_pdf(x: Tensor, loc: Tensor, log_scale: Tensor) -> Tensor:
 
 @register_family
 class Gaussian(ConditionalFamily):
-    """:math:`x_i \\mid x_{<i}, \\sigma \\sim \\mathcal N(\\mu, s^2)` with
+    r""":math:`x_i \mid x_{<i}, \sigma \sim \mathcal N(\mu, s^2)` with
     ``params = (mu, log s)``, ``log s`` clamped to [-7, 7].
 
     Example:
@@ -61,8 +61,8 @@ class Gaussian(ConditionalFamily):
 
 @register_family
 class GaussianMixture(MixtureFamily):
-    """A mixture of ``components`` Gaussians:
-    :math:`p(x_i) = \\sum_k \\pi_k \\mathcal N(x_i; \\mu_k, s_k^2)`.
+    r"""A mixture of ``components`` Gaussians:
+    :math:`p(x_i) = \sum_k \pi_k \mathcal N(x_i; \mu_k, s_k^2)`.
 
     ``params = (logits[K], mu[K], log s[K])``; ``log s`` is clamped to [-7, 7].
     """

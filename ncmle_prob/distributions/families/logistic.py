@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import MixtureFamily, check_int, register_family, uniform
+from ..validation import bin_width, check_positive_int
+from .base import MixtureFamily, register_family, uniform
 
 __all__ = ["DiscretizedLogisticMixture", "LogisticMixture"]
 
@@ -21,8 +22,8 @@ def _logistic_log_pdf(x: Tensor, loc: Tensor, log_scale: Tensor) -> Tensor:
 
 @register_family
 class LogisticMixture(MixtureFamily):
-    """A mixture of ``components`` logistic densities,
-    :math:`p(x_i) = \\sum_k \\pi_k \\,\\mathrm{Logistic}(x_i; \\mu_k, s_k)`.
+    r"""A mixture of ``components`` logistic densities,
+    :math:`p(x_i) = \sum_k \pi_k \,\mathrm{Logistic}(x_i; \mu_k, s_k)`.
 
     ``params = (logits[K], mu[K], log s[K])``; ``log s`` is clamped to [-7, 7].
     """
@@ -41,19 +42,27 @@ class LogisticMixture(MixtureFamily):
 
 @register_family
 class DiscretizedLogisticMixture(LogisticMixture):
-    """PixelCNN++'s discretized logistic mixture for grid data, continuous for σ > 0.
+    r"""PixelCNN++'s discretized logistic mixture for grid data, continuous for σ > 0.
 
-    Data live on ``bins`` levels of [-1, 1], bin width :math:`\\Delta = 2/(\\text{bins}-1)`.
+    Data live on ``bins`` levels of [-1, 1], bin width :math:`\Delta = 2/(\text{bins}-1)`.
     At σ = 0 ``log_prob`` is the log *mass* of the bin,
 
     .. math::
 
-        P(x_i) = \\sum_k \\pi_k \\left[F_k(x_i + \\Delta/2) - F_k(x_i - \\Delta/2)\\right],
+        P(x_i) = \sum_k \pi_k \left[F_k(x_i + \Delta/2) - F_k(x_i - \Delta/2)\right],
 
-    with the edge bins extended to :math:`\\pm\\infty` so the masses sum to one, computed in
-    log space as :math:`\\log\\sigma(a) - \\operatorname{softplus}(b) +
-    \\log(-\\operatorname{expm1}(b - a))` (no ``log(0)``, no catastrophic cancellation). For
+    with the edge bins extended to :math:`\pm\infty` so the masses sum to one, computed in
+    log space as :math:`\log\sigma(a) - \operatorname{softplus}(b) +
+    \log(-\operatorname{expm1}(b - a))` (no ``log(0)``, no catastrophic cancellation). For
     σ > 0 the data are continuous and ``log_prob`` is the logistic-mixture *density*.
+
+    References:
+        T. Salimans, A. Karpathy, X. Chen and D. P. Kingma. PixelCNN++: Improving the
+        PixelCNN with Discretized Logistic Mixture Likelihood and Other Modifications.
+        ICLR 2017 (the discretized mixture and its edge bins).
+
+        Autoregressive Generative Modeling with Noise Conditional Maximum Likelihood
+        Estimation (the same mixture read as a density for σ > 0).
 
     Example:
         >>> fam = DiscretizedLogisticMixture(components=2, bins=4)
@@ -69,11 +78,12 @@ class DiscretizedLogisticMixture(LogisticMixture):
 
     def __init__(self, components: int = 5, bins: int = 256) -> None:
         super().__init__(components)
-        self.bins = check_int("bins", bins, 2)
+        self.bins = check_positive_int("bins", bins, minimum=2)
 
     @property
     def bin_width(self) -> float:
-        return 2.0 / (self.bins - 1)
+        r"""Distance :math:`\Delta = 2/(\text{bins}-1)` between neighbouring grid levels."""
+        return bin_width(self.bins)
 
     def config(self) -> dict[str, object]:
         return {"family": self.name, "components": self.components, "bins": self.bins}
