@@ -71,6 +71,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                    help="folder of the IDX files (mnist, mnist14 and fashion_mnist only)")
     add_image_data_args(p.add_argument_group("folder images"))
     p.add_argument("--sigmas", default="0,0.02,0.05,0.1,0.2,0.3,0.5", help="σ list")
+    p.add_argument("--test-size", type=positive_int, default=None, metavar="N",
+                   help="use the first N test images only (default: all)")
     p.add_argument("--plot", default="robustness.png", help="PNG path ('' for none)")
     p.add_argument("--metric-samples", type=nonnegative_int, default=100, metavar="N",
                    help="image data: samples per model and sampler for the metrics (0: skip; at "
@@ -242,6 +244,7 @@ def evaluate_checkpoints(
 ) -> tuple[dict[str, dict[float, float]], dict[str, dict[str, dict[str, Any]]], dict[str, Any]]:
     """``({label: {σ: bits/dim}}, {label: {sampler: metrics}}, facts)`` on the checkpoints'
     data."""
+
     from ..metrics import SHIPPED
     from ..training import evaluate_bits_per_dim, load_model, resolve_device
     from .images import ImageRun
@@ -262,13 +265,17 @@ def evaluate_checkpoints(
             )
         models[label] = model
     if image:
+        from torch.utils.data import Subset
+
         test: Any = data.test
+        if args.test_size is not None and args.test_size < len(test):
+            test = Subset(test, range(args.test_size))
         kind = check_data_spec(data.spec, None)
         classifier = kind if kind in SHIPPED else None
         image_shape = data.meta["image_shape"]
         name = data.spec
     else:
-        test = data.test.to(dev)
+        test = data.test[: args.test_size].to(dev)
         classifier = data.name if data.name in SHIPPED and data.image_shape else None
         image_shape = data.image_shape
         name = data.name
@@ -280,7 +287,10 @@ def evaluate_checkpoints(
     if classifier is not None and num >= 2:
         from .images import as_images
 
-        real = as_images(test.tensor() if image else data.test, image_shape).cpu()
+        if image:
+            real = as_images(test[list(range(len(test)))], image_shape)
+        else:
+            real = as_images(test, image_shape).cpu()
     results: dict[str, dict[float, float]] = {}
     scores: dict[str, dict[str, dict[str, Any]]] = {}
     for label, model in models.items():
