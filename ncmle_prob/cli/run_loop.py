@@ -127,8 +127,8 @@ def try_compile(trainer: Trainer) -> None:
     dev = trainer.ctx.device
     x0 = torch.zeros((per_rank, *trainer.event_shape), device=dev)
     sigma = torch.full((per_rank,), 0.1, device=dev)
-    compiled: Callable[..., Any] = torch.compile(trainer.loss_fn)
     try:
+        compiled: Callable[..., Any] = torch.compile(trainer.loss_fn)
         with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
             loss, _ = compiled(x0, sigma, torch.zeros_like(x0))
             loss.backward()
