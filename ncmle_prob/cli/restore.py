@@ -344,8 +344,7 @@ def run(args: argparse.Namespace) -> int:
     observed = {"denoise": "noisy", "inpaint": "masked", "deblur": "blurred"}[args.task]
     rows = [(r, lab) for r, lab in ((clean, "clean"), (y, observed), (restored, "restored"))
             if r is not None]
-    chains = "one batched MALA chain per image" if args.kernel == "mala" else args.kernel
-    title = f"{args.task}: posterior mean of {args.num_samples} draws ({chains})"
+    title = f"{args.task} (posterior mean of {args.num_samples} {args.kernel} draws)"
     if clean is not None:
         before = psnr(clean, y)
         after = psnr(clean, restored)
