@@ -35,9 +35,9 @@ __all__ = ["add_model_args", "add_parser", "build_made", "build_pixelcnnpp", "bu
 CHECKPOINT = "last.pt"
 
 
-def add_model_args(p: argparse.ArgumentParser) -> None:
+def add_model_args(p: argparse.ArgumentParser, title: str = "model (MADE)") -> None:
     """Model and prior options shared by ``train`` and ``demo``."""
-    g = p.add_argument_group("model (MADE; --family and --components also PixelCNN++)")
+    g = p.add_argument_group(title)
     g.add_argument("--family", default=None,
                    choices=("gaussian", "gaussian_mixture", "logistic_mixture",
                             "discretized_logistic_mixture"),
@@ -87,7 +87,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     add_image_data_args(p.add_argument_group("folder images"))
     p.add_argument("--objective", choices=("ncmle", "mle"), default="ncmle",
                    help="NCMLE (noise prior below) or plain MLE (σ = 0 only)")
-    add_model_args(p)
+    add_model_args(p, "model (MADE; --family and --components also PixelCNN++)")
     g = p.add_argument_group("model (PixelCNN++)")
     g.add_argument("--filters", type=positive_int, default=64, help="feature maps per block")
     g.add_argument("--resnets", type=positive_int, default=2,
@@ -302,6 +302,10 @@ def run(args: argparse.Namespace) -> int:
                                args.seed, image_shape)
 
         def callback(step: int, info: dict[str, float]) -> None:
+            evals = trainer.history.evals
+            if args.quiet and evals and evals[-1]["step"] == step:  # no bar to print it on
+                say(f"step {step}: validation bits/dim " + ", ".join(
+                    f"σ={float(k):g}: {v:.4f}" for k, v in evals[-1]["bits_per_dim"].items()))
             samples(step)
             stop.check(trainer)
 
