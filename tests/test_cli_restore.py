@@ -64,5 +64,5 @@ def test_restore_inputs_and_errors(tmp_path: Path) -> None:
     assert m.shape == (64,) and int((~m).sum()) == 16
     with pytest.raises(CLIError, match="--mask"):
         make_mask("diagonal", (8, 8), g)
-    with pytest.raises(SystemExit):
-        _parser().parse_args(["restore", "--task", "deblur", "--checkpoint", "c", "--input", "i"])
+    with pytest.raises(SystemExit):  # deblur is a task now; an unknown one is refused
+        _parser().parse_args(["restore", "--task", "sharpen", "--checkpoint", "c", "--input", "i"])

@@ -19,7 +19,7 @@ from .common import (
     positive_int,
     say,
 )
-from .evaluate import format_table
+from .report import format_table
 from .train import add_model_args, build_made, build_prior, check_prior_args
 
 if TYPE_CHECKING:

@@ -4,6 +4,7 @@ for image checkpoints, sample metrics (FCD/KID) beside their real-vs-real floor.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,16 +17,29 @@ from .common import (
     load_run_data,
     nonnegative_int,
     parse_floats,
+    positive_int,
+    sampler_names,
     say,
 )
+from .images import (
+    add_image_data_args,
+    check_data_spec,
+    check_event_shape,
+    load_image_data,
+    spec_from_meta,
+)
+from .report import SAMPLE_METRICS, format_metrics, format_table, markdown_tables
 
 if TYPE_CHECKING:
     from torch import Tensor, nn
 
 __all__ = [
+    "SAMPLE_METRICS",
     "add_parser",
     "checkpoint_datasets",
     "format_table",
+    "markdown_tables",
+    "parse_metrics",
     "run",
     "sample_metrics",
 ]
@@ -36,53 +50,45 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p = sub.add_parser(
         "evaluate", help="bits/dim at several σ, a robustness plot, FCD/KID of image samples",
         description="Print test bits/dim of each checkpoint at each σ (same noisy data for every "
-                    "model; all checkpoints must be trained on the same data set) and plot "
-                    "bits/dim against σ, one curve per model. For image data with a shipped "
-                    "feature classifier (digits, mnist) also print FCD and KID of ancestral "
-                    "samples at σ = 0 against the test set, beside the real-vs-real floor at "
-                    "the same set size.",
+                    "model; all checkpoints must be trained on the same data) and plot bits/dim "
+                    "against σ, one curve per model. For image data with a shipped feature "
+                    "classifier (digits, mnist, mnist14) also score N samples of each sampler "
+                    "(--metrics, --samplers) against held-out test images, beside the "
+                    "real-vs-real floor at the same set sizes (ncmle_prob.metrics."
+                    "score_with_floor); --json and --table write the results for a paper.",
         formatter_class=HelpFormatter,
     )
     p.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT",
                    help="checkpoint files (last.pt)")
     p.add_argument("--labels", default=None,
                    help="comma-separated curve labels (default: each checkpoint's folder name)")
-    p.add_argument("--data", default=None, metavar="NAME",
-                   help="data set, one of " + ", ".join(DATASETS) + " (default: the "
-                        "checkpoints'; must agree with them)")
+    p.add_argument("--data", default=None, metavar="SPEC",
+                   help="data set or spec (" + ", ".join(DATASETS) + ", mnist14, folder:PATH, "
+                        "npy:PATH; default: the checkpoints'; must fit them)")
     p.add_argument("--data-dir", default=None, metavar="DIR",
-                   help="folder of the IDX files (mnist and fashion_mnist only)")
+                   help="folder of the IDX files (mnist, mnist14 and fashion_mnist only)")
+    add_image_data_args(p.add_argument_group("folder images"))
     p.add_argument("--sigmas", default="0,0.02,0.05,0.1,0.2,0.3,0.5", help="σ list")
+    p.add_argument("--test-size", type=positive_int, default=None, metavar="N",
+                   help="use the first N test images only (default: all)")
     p.add_argument("--plot", default="robustness.png", help="PNG path ('' for none)")
     p.add_argument("--metric-samples", type=nonnegative_int, default=100, metavar="N",
-                   help="image data: ancestral samples per model for FCD/KID (0: skip)")
+                   help="image data: samples per model and sampler for the metrics (0: skip; at "
+                        "most half the test images)")
+    p.add_argument("--metrics", default=None,
+                   help="comma-separated sample metrics of " + ", ".join(SAMPLE_METRICS)
+                        + " (default: fcd,kid where a shipped classifier exists)")
+    p.add_argument("--samplers", default="ancestral",
+                   help="comma-separated samplers of the registry to score")
+    p.add_argument("--repeats", type=positive_int, default=3,
+                   help="random reference/held-out splits of the floor (spread needs >= 2)")
+    p.add_argument("--json", default=None, metavar="PATH", help="write every result as JSON")
+    p.add_argument("--table", default=None, metavar="PATH",
+                   help="write Markdown tables (bits/dim, sample metrics)")
     p.add_argument("--no-ema", action="store_true", help="use raw instead of averaged weights")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--seed", type=int, default=0, help="seed of the evaluation noise and samples")
     p.set_defaults(run=run)
-
-
-def format_table(results: dict[str, dict[float, float]]) -> str:
-    """A text table: one row per σ, one column per model.
-
-    Example:
-        >>> from ncmle_prob.cli.evaluate import format_table
-        >>> print(format_table({"mle": {0.0: 1.9}, "ncmle": {0.0: 1.93, 0.2: 2.5}}))
-             σ         mle       ncmle
-             0      1.9000      1.9300
-           0.2           -      2.5000
-    """
-    labels = list(results)
-    sigmas = sorted({s for r in results.values() for s in r})
-    width = max(10, *(len(lab) for lab in labels))
-    lines = ["σ".rjust(6) + "".join(lab.rjust(width + 2) for lab in labels)]
-    for s in sigmas:
-        row = f"{s:6.3g}" + "".join(
-            (f"{results[lab][s]:.4f}" if s in results[lab] else "-").rjust(width + 2)
-            for lab in labels
-        )
-        lines.append(row)
-    return "\n".join(lines)
 
 
 def checkpoint_datasets(
@@ -116,89 +122,162 @@ def checkpoint_datasets(
     return name, data_dir or (dirs[0] if dirs else None), next(iter(bins), None)
 
 
-def sample_metrics(
-    model: nn.Module, test: Tensor, image_shape: tuple[int, ...], dataset: str, num: int,
-    *, seed: int,
-) -> dict[str, float]:
-    """FCD and KID of ``num`` ancestral samples at σ = 0 against the test images, with the
-    real-vs-real floor of each metric at the same set size (``num`` against ``num``).
+def parse_metrics(text: str | None, samplers: str) -> tuple[list[str] | None, list[str]]:
+    """``(--metrics, --samplers)`` as lists, checked (``None``: the default metrics).
 
-    Uses :func:`ncmle_prob.metrics.fcd`, :func:`~ncmle_prob.metrics.kid` and
-    :func:`~ncmle_prob.metrics.real_vs_real` in the feature space of the shipped classifier.
+    Example:
+        >>> from ncmle_prob.cli.evaluate import parse_metrics
+        >>> parse_metrics("fcd,kid", "ancestral")
+        (['fcd', 'kid'], ['ancestral'])
+        >>> parse_metrics("fid", "ancestral")
+        Traceback (most recent call last):
+        ...
+        ncmle_prob.cli.common.CLIError: --metrics: unknown metric 'fid'; choose from ...
     """
-    import torch
+    names = [t.strip() for t in samplers.split(",") if t.strip()]
+    if not names:
+        raise CLIError(f"--samplers must name at least one sampler, got {samplers!r}")
+    if text is None:
+        return None, names
+    metrics = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [m for m in metrics if m not in SAMPLE_METRICS]
+    if bad or not metrics:
+        raise CLIError(f"--metrics: unknown metric {bad[0] if bad else text!r}; choose from "
+                       f"{', '.join(SAMPLE_METRICS)}")
+    return metrics, names
 
-    from ..metrics import fcd, kid, load_classifier, real_vs_real
+
+def sample_metrics(
+    model: nn.Module, real: Tensor, classifier: str, num: int, *, samplers: list[str],
+    metrics: list[str], repeats: int, seed: int,
+) -> dict[str, dict[str, Any]]:
+    """Every metric of ``num`` samples at σ = 0 of each sampler, beside its floor.
+
+    :func:`ncmle_prob.metrics.image_scores` splits the ``real`` test images ``repeats`` times
+    into a reference set and a held-out set of ``num`` images: the score compares the reference
+    with the samples, the floor with the held-out real images (the same set sizes).
+
+    Returns:
+        ``{sampler: {metric: value, metric_std, metric_floor, metric_floor_std, ...,
+        num_samples, num_reference, repeats, seconds, samples_per_s}}``.
+    """
+    import time
+
+    from ..metrics import image_scores
+    from .images import as_images
     from .sample import draw
 
-    dev = next(model.parameters()).device
-    net = load_classifier(dataset, device=dev)
-    x = draw(model, num, 0.0, "ancestral", {}, seed).reshape(num, *image_shape)
+    shape = tuple(real.shape[1:])
+    out: dict[str, dict[str, Any]] = {}
+    for k, name in enumerate(samplers):
+        t0 = time.perf_counter()
+        x = as_images(draw(model, num, 0.0, name, {}, seed + k).detach(), shape)
+        seconds = time.perf_counter() - t0
+        dev = next(model.parameters()).device
+        scores = image_scores(x.cpu().float(), real, classifier, metrics=metrics,
+                              repeats=repeats, seed=seed, device=dev if dev.type == "cuda"
+                              else None)
+        out[name] = {**scores, "seconds": seconds, "samples_per_s": num / max(seconds, 1e-9)}
+    return out
 
-    @torch.no_grad()
-    def features(images: Tensor) -> Tensor:
-        return torch.cat([net.features(images[i : i + 500].to(dev).float())
-                          for i in range(0, images.shape[0], 500)]).cpu()
 
-    real = features(test.reshape(-1, *image_shape))
-    fake = features(x)
-    g = torch.Generator().manual_seed(seed)
-    k, k_se = kid(real, fake, generator=g)
-    fcd_floor, _ = real_vs_real(fcd, real, size=num, generator=g)
+def _image_checkpoints(metas: list[dict[str, Any]]) -> bool:
+    """Checkpoints written for image data specs (PixelCNN++ or data loaded by spec)."""
+    return any(m.get("model") == "pixelcnnpp" or "data_bins" in m
+               or (m.get("dataset") is not None and m.get("dataset") not in DATASETS)
+               for m in metas)
 
-    def kid_mean(a: Tensor, b: Tensor) -> float:
-        return kid(a, b, subsets=10, generator=g)[0]
 
-    kid_floor, _ = real_vs_real(kid_mean, real, size=num, generator=g)
-    # FCD of the samples against a random real subset of the same size as the floor's halves,
-    # so that sample and floor share the small-sample bias
-    perm = torch.randperm(real.shape[0], generator=g)[:num]
-    return {"n": float(num), "fcd": fcd(real[perm], fake), "fcd_floor": fcd_floor, "kid": k,
-            "kid_se": k_se, "kid_floor": kid_floor}
+def _load_data(args: argparse.Namespace, paths: list[str]) -> Any:
+    """The test data of the checkpoints (or of ``--data``): legacy vectors or an ImageRun."""
+    from ..training import load_checkpoint
+
+    metas = [load_checkpoint(p).meta for p in paths]
+    if not _image_checkpoints(metas):
+        name, directory, bins = checkpoint_datasets(paths, args.data, args.data_dir)
+        if name in DATASETS:
+            return load_run_data(name, directory, bins)
+    else:  # an image model may be evaluated on other images of its shape and grid
+        name, directory, bins = checkpoint_datasets(paths, None, args.data_dir)
+        if args.data is not None and args.data != name:
+            name, directory = args.data, args.data_dir
+    kw = spec_from_meta(metas[0])
+    size = args.image_size if args.image_size is not None else kw["size"]
+    channels = args.channels if args.channels is not None else kw["channels"]
+    if args.data is not None and args.data != kw["spec"]:
+        size = args.image_size  # another data set: its own size unless given
+        channels = args.channels
+    shapes = {tuple(m.get("event_shape") or ()) for m in metas}
+    flatten = all(len(s) == 1 for s in shapes)
+    return load_image_data(name, data_dir=directory, bins=bins, size=size, channels=channels,
+                           resize=args.resize or kw["resize"], flatten=flatten, train=False)
 
 
 def evaluate_checkpoints(
-    paths: list[str], labels: list[str], sigmas: list[float], *, data_name: str | None,
-    data_dir: str | None, ema: bool, device: str, seed: int, metric_samples: int = 0,
-) -> tuple[dict[str, dict[float, float]], dict[str, dict[str, float]]]:
-    """``({label: {σ: bits/dim}}, {label: sample metrics})`` on the checkpoints' data set."""
+    args: argparse.Namespace, labels: list[str], sigmas: list[float],
+    metrics: list[str] | None, samplers: list[str],
+) -> tuple[dict[str, dict[float, float]], dict[str, dict[str, dict[str, Any]]], dict[str, Any]]:
+    """``({label: {σ: bits/dim}}, {label: {sampler: metrics}}, facts)`` on the checkpoints'
+    data."""
+
     from ..metrics import SHIPPED
     from ..training import evaluate_bits_per_dim, load_model, resolve_device
+    from .images import ImageRun
 
-    name, directory, bins = checkpoint_datasets(paths, data_name, data_dir)
-    data = load_run_data(name, directory, bins)
-    dev = resolve_device(device)
+    paths = args.checkpoints
+    data = _load_data(args, paths)
+    image = isinstance(data, ImageRun)
+    dev = resolve_device(args.device)
     models: dict[str, Any] = {}
     for path, label in zip(paths, labels):  # load and check every model before any work
-        model = load_model(path, ema=ema, device=dev)
-        feats = getattr(model, "event_shape", None)
-        if feats is not None and tuple(feats) != tuple(data.test.shape[1:]):
+        model = load_model(path, ema=not args.no_ema, device=dev)
+        feats = tuple(getattr(model, "event_shape", ()) or ())
+        if image:
+            check_event_shape(path, feats, data)
+        elif feats and feats != tuple(data.test.shape[1:]):
             raise CLIError(
-                f"{path} models {tuple(feats)} vectors but {name} has {tuple(data.test.shape[1:])}"
+                f"{path} models {feats} vectors but {data.name} has {tuple(data.test.shape[1:])}"
             )
         models[label] = model
-    metric_samples = min(metric_samples, data.test.shape[0] // 2)
+    if image:
+        from torch.utils.data import Subset
+
+        test: Any = data.test
+        if args.test_size is not None and args.test_size < len(test):
+            test = Subset(test, range(args.test_size))
+        kind = check_data_spec(data.spec, None)
+        classifier = kind if kind in SHIPPED else None
+        image_shape = data.meta["image_shape"]
+        name = data.spec
+    else:
+        test = data.test[: args.test_size].to(dev)
+        classifier = data.name if data.name in SHIPPED and data.image_shape else None
+        image_shape = data.image_shape
+        name = data.name
+    if metrics is not None and classifier is None:
+        raise CLIError(f"--metrics: no shipped feature classifier for --data {name} (there are "
+                       f"for {', '.join(SHIPPED)}); drop --metrics")
+    num = min(args.metric_samples, len(test) // 2)
+    real = None
+    if classifier is not None and num >= 2:
+        from .images import as_images
+
+        if image:
+            real = as_images(test[list(range(len(test)))], image_shape)
+        else:
+            real = as_images(test, image_shape).cpu()
     results: dict[str, dict[float, float]] = {}
-    metrics: dict[str, dict[str, float]] = {}
+    scores: dict[str, dict[str, dict[str, Any]]] = {}
     for label, model in models.items():
-        results[label] = evaluate_bits_per_dim(
-            model, data.test.to(dev), sigmas, bins=data.bins, seed=seed
-        )
-        if data.image_shape is not None and name in SHIPPED and metric_samples >= 2:
-            metrics[label] = sample_metrics(model, data.test, data.image_shape, name,
-                                            metric_samples, seed=seed)
-    return results, metrics
-
-
-def format_metrics(metrics: dict[str, dict[str, float]]) -> str:
-    """The sample-metric lines of ``ncmle evaluate``."""
-    num = int(next(iter(metrics.values()))["n"])
-    lines = [f"sample metrics: {num} ancestral samples at σ=0 vs {num} test images in the shipped "
-             "classifier's feature space; floor: real vs real at the same set size"]
-    for label, m in metrics.items():
-        lines.append(f"  {label}: FCD {m['fcd']:.3f} (floor {m['fcd_floor']:.3f}), "
-                     f"KID {m['kid']:.4f} ± {m['kid_se']:.4f} (floor {m['kid_floor']:.4f})")
-    return "\n".join(lines)
+        results[label] = evaluate_bits_per_dim(model, test, sigmas, bins=data.bins,
+                                               seed=args.seed)
+        if real is not None:
+            scores[label] = sample_metrics(model, real, classifier, num,  # type: ignore[arg-type]
+                                           samplers=samplers, metrics=metrics or ["fcd", "kid"],
+                                           repeats=args.repeats, seed=args.seed)
+    facts = {"data": name, "bins": data.bins, "image_shape": image_shape,
+             "test_images": len(test), "classifier": classifier}
+    return results, scores, facts
 
 
 def run(args: argparse.Namespace) -> int:
@@ -211,21 +290,40 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"--labels has {len(labels)} names for {len(args.checkpoints)} checkpoints")
     if len(set(labels)) != len(labels):
         raise CLIError(f"--labels must be distinct, got {','.join(labels)} (pass --labels)")
+    metrics, samplers = parse_metrics(args.metrics, args.samplers)
+    known = sampler_names()
+    for name in samplers:
+        if name not in known:
+            raise CLIError(f"--samplers: unknown sampler {name!r}; choose from {', '.join(known)}")
     if args.data is not None:
-        check_data_args(args.data, args.data_dir)
-    if args.plot:
-        check_output_file("--plot", args.plot)
-    results, metrics = evaluate_checkpoints(
-        args.checkpoints, labels, sigmas, data_name=args.data, data_dir=args.data_dir,
-        ema=not args.no_ema, device=args.device, seed=args.seed,
-        metric_samples=args.metric_samples,
-    )
+        if args.data in DATASETS:
+            check_data_args(args.data, args.data_dir)
+        else:
+            check_data_spec(args.data, args.data_dir)
+    for flag, path in (("--plot", args.plot), ("--json", args.json), ("--table", args.table)):
+        if path:
+            check_output_file(flag, path)
+    results, scores, facts = evaluate_checkpoints(args, labels, sigmas, metrics, samplers)
     say("test bits/dim")
     say(format_table(results))
-    if metrics:
-        say(format_metrics(metrics))
+    if scores:
+        say(format_metrics(scores))
     if args.plot:
         from .plots import robustness_plot
 
         say(f"robustness plot: {robustness_plot(results, args.plot)}")
+    if args.json:
+        from ..training import atomic_write
+
+        record = {"checkpoints": dict(zip(labels, args.checkpoints)), **facts,
+                  "sigmas": sigmas, "bits_per_dim": {k: {repr(s): v for s, v in r.items()}
+                                                     for k, r in results.items()},
+                  "sample_metrics": scores, "seed": args.seed, "ema": not args.no_ema}
+        text = json.dumps(record, indent=1, default=float)
+        say(f"json: {atomic_write(args.json, lambda f: f.write(text.encode()))}")
+    if args.table:
+        from ..training import atomic_write
+
+        text = markdown_tables(results, scores, facts) + "\n"
+        say(f"table: {atomic_write(args.table, lambda f: f.write(text.encode()))}")
     return 0

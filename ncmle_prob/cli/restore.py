@@ -1,5 +1,6 @@
-"""``ncmle restore``: denoise or inpaint images with a trained checkpoint as the prior, and
-write a before/after PNG.
+"""``ncmle restore``: denoise, inpaint or deblur images with a trained checkpoint (MADE or
+PixelCNN++) as the prior, and write a before/after PNG; one MALA chain per image, all images
+batched in one tensor.
 
 Every argument, the checkpoint, the input images and the output path are checked before the
 posterior sampling starts; the sampling itself is :mod:`ncmle_prob.infer.inverse`.
@@ -10,7 +11,7 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .common import (
     CLIError,
@@ -27,28 +28,31 @@ if TYPE_CHECKING:
     import torch
     from torch import Tensor
 
-__all__ = ["add_parser", "load_images", "make_mask", "parse_digits_spec", "run"]
+__all__ = ["add_parser", "blur_matrix", "load_images", "make_mask", "parse_digits_spec", "run"]
 
 DIGITS_PREFIX = "digits:"
+TEST_PREFIX = "test:"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
     """Registers ``ncmle restore`` on a sub-parser action."""
     p = sub.add_parser(
-        "restore", help="denoise or inpaint images with a trained model as the prior",
+        "restore", help="denoise, inpaint or deblur images with a trained model as the prior",
         description="Posterior sampling (MALA over the Pyro model x ~ p(x | sigma_p), "
                     "y ~ N(Ax, tau^2)) with a trained checkpoint as the prior; writes a PNG "
                     "with one labelled row each for the clean image (with --corrupt), the "
                     "observation and the restored image.",
         formatter_class=HelpFormatter,
     )
-    p.add_argument("--task", choices=("denoise", "inpaint"), required=True,
-                   help="denoise: y = x + noise; inpaint: some pixels are hidden")
+    p.add_argument("--task", choices=("denoise", "inpaint", "deblur"), required=True,
+                   help="denoise: y = x + noise; inpaint: some pixels are hidden; deblur: "
+                        "y = box blur of x + noise")
     p.add_argument("--checkpoint", required=True, help="checkpoint file of a trained model")
     p.add_argument("--input", required=True,
-                   help="images: a .pt or .npy tensor (N, D) or (N, C, H, W) in [-1, 1], a .png "
-                        "(grey, scaled to [-1, 1]), or digits:I,J,... (digits test images, "
-                        "0 <= I < 359)")
+                   help="images: a .pt or .npy tensor (N, D) or (N, C, H, W) in [-1, 1], a "
+                        ".png/.jpg image of the checkpoint's size and channels, test:I,J,... "
+                        "(test images of the checkpoint's data set) or digits:I,J,... (digits "
+                        "test images, 0 <= I < 359)")
     p.add_argument("--corrupt", action="store_true",
                    help="the input is clean: add the noise / apply the mask first")
     p.add_argument("--noise-std", type=positive_float, default=0.3,
@@ -57,6 +61,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
     p.add_argument("--mask", default="center",
                    help="inpaint: observed pixels; 'center', 'left', 'top' hide that region, "
                         "'random:P' hides a fraction P")
+    p.add_argument("--blur-size", type=positive_int, default=3, metavar="K",
+                   help="deblur: side of the K x K box blur (odd)")
     p.add_argument("--prior-sigma", type=nonnegative_float, default=0.1,
                    help="noise level the prior is bound to (a density also for grid data)")
     p.add_argument("--kernel", default="mala", choices=("mala", "annealed_langevin", "nuts"),
@@ -71,7 +77,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
     return p
 
 
-def parse_digits_spec(spec: str, size: int) -> list[int]:
+def parse_digits_spec(spec: str, size: int, *, prefix: str = "digits:",
+                      what: str = "digits test set") -> list[int]:
     """The indices of ``digits:I,J,...``, each in ``[0, size)``.
 
     Example:
@@ -83,15 +90,15 @@ def parse_digits_spec(spec: str, size: int) -> list[int]:
         ...
         ncmle_prob.cli.common.CLIError: --input digits:-1: index -1 is out of range; ...
     """
-    body = spec[len(DIGITS_PREFIX):]
+    body = spec[len(prefix):]
     try:
         idx = [int(i) for i in body.split(",")]
     except ValueError:
-        raise CLIError(f"--input {spec}: digits:I,J,... needs integer indices") from None
+        raise CLIError(f"--input {spec}: {prefix}I,J,... needs integer indices") from None
     bad = [i for i in idx if not 0 <= i < size]
     if bad:
         raise CLIError(
-            f"--input {spec}: index {bad[0]} is out of range; the digits test set has {size} "
+            f"--input {spec}: index {bad[0]} is out of range; the {what} has {size} "
             f"images (0 to {size - 1})"
         )
     return idx
@@ -106,15 +113,65 @@ def _image_values(x: Tensor) -> int:
     return -1
 
 
-def load_images(spec: str, features: int) -> Tensor:
-    """Images ``(N, features)`` from a file or ``digits:I,J``; see ``ncmle restore --help``.
+def _read_picture(path: Path, image_shape: tuple[int, ...]) -> Tensor:
+    """One PNG/JPEG as ``(1, C*H*W)`` in [-1, 1], refused unless it has the model's size and
+    channels (a colour picture for a grey model is an error, not averaged silently)."""
+    import numpy as np
+    import torch
+    from PIL import Image, UnidentifiedImageError
+
+    c, h, w = image_shape
+    try:
+        with Image.open(path) as im:
+            grey = im.mode in ("1", "L", "LA", "I", "I;16", "F")
+            if c == 1 and not grey:
+                raise CLIError(f"--input {path}: a colour image ({im.mode}), but the checkpoint "
+                               "models grey images (1 channel)")
+            if (im.height, im.width) != (h, w):
+                raise CLIError(f"--input {path}: the image is {im.height}x{im.width}, but the "
+                               f"checkpoint models {h}x{w} images")
+            arr = np.asarray(im.convert("L" if c == 1 else "RGB"), dtype=np.float32)
+    except (OSError, UnidentifiedImageError, SyntaxError) as e:
+        raise CLIError(f"--input {path}: not a readable image ({type(e).__name__})") from e
+    t = torch.from_numpy(arr.copy()) / 255 * 2 - 1
+    t = t[None] if t.dim() == 2 else t.permute(2, 0, 1)
+    return t.reshape(1, -1)
+
+
+def _test_images(spec: str, meta: dict[str, Any], features: int) -> Tensor:
+    """``test:I,J,...``: images of the checkpoint's own test split."""
+    import torch
+
+    from .images import load_image_data, spec_from_meta
+
+    kw = spec_from_meta(meta)
+    if kw["spec"] is None:
+        raise CLIError(f"--input {spec}: the checkpoint does not say which data it was trained "
+                       "on; pass a file")
+    data = load_image_data(kw.pop("spec"), flatten=True, train=False, **kw)
+    idx = parse_digits_spec(spec, len(data.test), prefix=TEST_PREFIX,
+                            what=f"{data.spec} test set")
+    x = data.test[idx]
+    if x.shape[1] != features:
+        raise CLIError(f"--input {spec}: {data.spec} images have {x.shape[1]} values, but the "
+                       f"checkpoint models {features}")
+    return torch.as_tensor(x)
+
+
+def load_images(spec: str, features: int, *, image_shape: tuple[int, ...] | None = None,
+                meta: dict[str, Any] | None = None) -> Tensor:
+    """Images ``(N, features)`` from a file, ``test:I,J`` or ``digits:I,J``; see
+    ``ncmle restore --help``.
 
     Raises:
         CLIError: a missing or unreadable file, an index out of range, or images that do not
-            have ``features`` values each (the model's event size).
+            have ``features`` values each (the model's event size), or a picture of another
+            size or colour than ``image_shape``.
     """
     import torch
 
+    if spec.startswith(TEST_PREFIX):
+        return _test_images(spec, meta or {}, features)
     if spec.startswith(DIGITS_PREFIX):
         from ..data.digits import load_digits
 
@@ -141,15 +198,10 @@ def load_images(spec: str, features: int) -> Tensor:
             x = torch.as_tensor(np.load(path, allow_pickle=False))
         except ValueError as e:
             raise CLIError(f"--input {spec}: not a readable .npy array") from e
-    elif path.suffix == ".png":
-        from matplotlib.image import imread
-
-        img = torch.as_tensor(imread(str(path)), dtype=torch.float32)
-        if img.dim() == 3:
-            img = img[..., :3].mean(-1)
-        x = (img[None] * 2 - 1).reshape(1, -1)
+    elif path.suffix.lower() in (".png", ".jpg", ".jpeg"):
+        x = _read_picture(path, image_shape or (1, math.isqrt(features), math.isqrt(features)))
     else:
-        raise CLIError(f"--input {spec}: expected .pt, .npy, .png or digits:I,J")
+        raise CLIError(f"--input {spec}: expected .pt, .npy, .png, .jpg, test:I,J or digits:I,J")
     if not isinstance(x, torch.Tensor):
         raise CLIError(f"--input {spec} does not hold a tensor")
     per_image = _image_values(x)
@@ -197,13 +249,45 @@ def _check_args(args: argparse.Namespace) -> None:
             f"--noise-std ({args.noise_std:g}) must exceed --prior-sigma ({args.prior_sigma:g}) "
             "for denoising: the prior already accounts for noise of std --prior-sigma"
         )
-    if args.task == "inpaint" and args.prior_sigma == 0:
+    if args.task in ("inpaint", "deblur") and args.prior_sigma == 0:
         raise CLIError("--prior-sigma must be > 0 for MCMC (at 0 the prior of grid data is "
                        "discrete)")
+    if args.task == "deblur" and args.blur_size % 2 == 0:
+        raise CLIError(f"--blur-size must be odd, got {args.blur_size}")
     if args.task == "inpaint":
         import torch
 
         make_mask(args.mask, (4, 4), torch.Generator())
+
+
+def blur_matrix(image_shape: tuple[int, int, int], size: int) -> Tensor:
+    """The ``(D, D)`` matrix of a ``size x size`` box blur of each channel (zero padding).
+
+    Example:
+        >>> from ncmle_prob.cli.restore import blur_matrix
+        >>> A = blur_matrix((2, 4, 4), 3)
+        >>> A.shape, float(A[5].sum()), float(A[5, 16:].abs().sum())  # channels stay apart
+        (torch.Size([32, 32]), 1.0, 0.0)
+    """
+    import torch
+
+    from ..infer.inverse import blur_operator
+
+    c, h, w = image_shape
+    one = blur_operator((h, w), torch.full((size, size), 1.0 / size**2))
+    return torch.block_diag(*([one] * c))
+
+
+def _image_shape(meta: dict[str, Any], event: tuple[int, ...]) -> tuple[int, int, int]:
+    """``(C, H, W)`` of the checkpoint's images (square grey for old MADE checkpoints)."""
+    if len(event) == 3:
+        return (int(event[0]), int(event[1]), int(event[2]))
+    shape = meta.get("image_shape")
+    if shape and len(shape) == 3:
+        return (int(shape[0]), int(shape[1]), int(shape[2]))
+    features = int(math.prod(event))
+    side = math.isqrt(features)
+    return (1, side, side) if side * side == features else (1, 1, features)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -213,53 +297,62 @@ def run(args: argparse.Namespace) -> int:
     import pyro
     import torch
 
-    from ..infer.inverse import denoise, inpaint, psnr
+    from ..infer.inverse import deblur, denoise, inpaint, psnr
     from ..training import load_checkpoint, load_model
     from .plots import image_grid
 
     device = torch.device(args.device)
     meta = load_checkpoint(args.checkpoint).meta
     model = load_model(args.checkpoint, device=device)
-    features = int(math.prod(model.event_shape))
+    event = tuple(int(s) for s in model.event_shape)
+    features = int(math.prod(event))
     if args.input.startswith(DIGITS_PREFIX) and meta.get("dataset") not in (None, "digits"):
         raise CLIError(f"--input {args.input}: {args.checkpoint} was trained on "
                        f"{meta['dataset']}, not digits")
-    image_shape = meta.get("image_shape")
-    side = math.isqrt(features)
-    if image_shape and len(image_shape) == 3 and image_shape[0] == 1:
-        shape = (int(image_shape[1]), int(image_shape[2]))
-    else:
-        shape = (side, side) if side * side == features else (1, features)
-    x = load_images(args.input, features).to(device)
+    c, h, w = _image_shape(meta, event)
+    x = load_images(args.input, features, image_shape=(c, h, w), meta=meta).to(device)
     g = torch.Generator().manual_seed(args.seed)
     pyro.set_rng_seed(args.seed)
     prior = model(args.prior_sigma)
-    opts = {"kernel": args.kernel, "num_samples": args.num_samples,
-            "warmup_steps": args.warmup}
-    mask = make_mask(args.mask, shape, g).to(device) if args.task == "inpaint" else None
+    opts: dict[str, Any] = {"kernel": args.kernel, "num_samples": args.num_samples,
+                            "warmup_steps": args.warmup}
+    if args.kernel == "mala":
+        opts["seed"] = args.seed
+    mask = None
+    if args.task == "inpaint":
+        mask = make_mask(args.mask, (h, w), g).reshape(1, h, w).expand(c, h, w)
+        mask = mask.reshape(event).to(device)
+    blur = blur_matrix((c, h, w), args.blur_size).to(x) if args.task == "deblur" else None
     if args.corrupt:
         clean = x
+        noise = args.noise_std * torch.randn(x.shape, generator=g).to(device)
         if args.task == "denoise":
-            y = x + args.noise_std * torch.randn(x.shape, generator=g).to(device)
+            y = x + noise
+        elif args.task == "deblur":
+            y = x @ blur.T + noise  # type: ignore[union-attr]
         else:
-            y = torch.where(mask, x, torch.zeros_like(x))
+            y = torch.where(mask.reshape(-1), x, torch.zeros_like(x))  # type: ignore[union-attr]
     else:
         clean, y = None, x
     if args.task == "denoise":
         out = denoise(prior, y, args.noise_std, **opts)
+    elif args.task == "deblur":
+        out = deblur(prior, y, blur, args.noise_std, **opts)  # type: ignore[arg-type]
     else:
-        out = inpaint(prior, y, mask, args.noise_std, **opts)
-    restored = out.mean.detach()
-    observed = "noisy" if args.task == "denoise" else "masked"
+        out = inpaint(prior, y, mask, args.noise_std, **opts)  # type: ignore[arg-type]
+    restored = out.mean.detach().reshape(x.shape)
+    observed = {"denoise": "noisy", "inpaint": "masked", "deblur": "blurred"}[args.task]
     rows = [(r, lab) for r, lab in ((clean, "clean"), (y, observed), (restored, "restored"))
             if r is not None]
     title = f"{args.task} (posterior mean of {args.num_samples} {args.kernel} draws)"
     if clean is not None:
-        before = float(psnr(y, clean).mean())
-        after = float(psnr(restored, clean).mean())
-        title += f"\nPSNR {before:.1f} dB -> {after:.1f} dB"
-        say(f"PSNR observed {before:.2f} dB, restored {after:.2f} dB")
-    tiles = torch.cat([r for r, _ in rows]).reshape(-1, 1, *shape)
+        before = psnr(clean, y)
+        after = psnr(clean, restored)
+        title += f"\nPSNR {float(before.mean()):.1f} dB -> {float(after.mean()):.1f} dB"
+        say(f"PSNR observed {float(before.mean()):.2f} dB, restored {float(after.mean()):.2f} dB "
+            f"(mean of {x.shape[0]} images; per image: "
+            + ", ".join(f"{float(a):.1f}" for a in after) + ")")
+    tiles = torch.cat([r for r, _ in rows]).reshape(-1, c, h, w)
     path = image_grid(tiles, out_path, title=title, cols=x.shape[0],
                       row_labels=[lab for _, lab in rows])
     say(f"wrote {path}")

@@ -1,9 +1,11 @@
-"""``ncmle sample``: draw from a checkpoint with any registered sampler; write a PNG."""
+"""``ncmle sample``: draw from a checkpoint with any registered sampler; write a PNG grid (or
+scatter) and, for image models, the samples as ``.npz``."""
 
 from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .common import (
@@ -21,7 +23,7 @@ from .common import (
 if TYPE_CHECKING:
     from torch import Tensor, nn
 
-__all__ = ["add_parser", "draw", "run"]
+__all__ = ["add_parser", "draw", "run", "save_npz"]
 
 
 def _method_help() -> str:
@@ -34,8 +36,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p = sub.add_parser(
         "sample", help="draw samples and write an image grid or scatter PNG",
         description="Sample from a trained checkpoint at noise level σ with a sampler of the "
-                    "registry (ncmle_prob.samplers); images become a grid PNG, 2-D data a "
-                    "scatter PNG.",
+                    "registry (ncmle_prob.samplers); images become a grid PNG and an .npz "
+                    "(samples in [-1, 1], and their grid levels at σ = 0), 2-D data a scatter "
+                    "PNG.",
         formatter_class=HelpFormatter,
     )
     p.add_argument("checkpoint", help="checkpoint file (last.pt)")
@@ -46,6 +49,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="sampler option (repeatable); see ncmle_prob.samplers.options(NAME)")
     p.add_argument("--out", default="samples.png", help="PNG path")
+    p.add_argument("--npz", default=None, metavar="PATH",
+                   help="image models: .npz path (default: --out with .npz; '' for none)")
     p.add_argument("--no-ema", action="store_true", help="use raw instead of averaged weights")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
@@ -62,9 +67,44 @@ def draw(model: nn.Module, num: int, sigma: float, method: str, options: dict[st
     return samplers.sample(dist, num, method=method, generator=g, **options)
 
 
+def save_npz(path: str | Path, x: Tensor, *, bins: int | None, sigma: float, method: str,
+             checkpoint: str) -> Path:
+    """Writes samples ``(N, C, H, W)`` atomically as ``.npz``: ``samples`` (float32 in
+    [-1, 1]), ``levels`` (integers ``0..bins-1``, at σ = 0 on grid data only), ``sigma``,
+    ``method``, ``checkpoint``.
+
+    Example:
+        >>> import tempfile, pathlib, numpy as np, torch
+        >>> from ncmle_prob.cli.sample import save_npz
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "s.npz"
+        >>> _ = save_npz(p, torch.tensor([[[[-1.0, 1.0]]]]), bins=17, sigma=0.0,
+        ...              method="ancestral", checkpoint="last.pt")
+        >>> np.load(p)["levels"].tolist()
+        [[[[0, 16]]]]
+    """
+    import io
+
+    import numpy as np
+
+    from ..training import atomic_write
+
+    arrays: dict[str, Any] = {"samples": x.detach().float().cpu().numpy(),
+                              "sigma": np.float64(sigma), "method": np.str_(method),
+                              "checkpoint": np.str_(checkpoint)}
+    if bins is not None and sigma == 0:
+        levels = ((x.detach().double().cpu() + 1) * (bins - 1) / 2).round().clamp(0, bins - 1)
+        arrays["levels"] = levels.numpy().astype(np.uint8 if bins <= 256 else np.int32)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return atomic_write(path, lambda f: f.write(buf.getvalue()))
+
+
 def run(args: argparse.Namespace) -> int:
     """Runs ``ncmle sample``."""
     out = check_output_file("--out", args.out)
+    npz = None
+    if args.npz != "":
+        npz = check_output_file("--npz", args.npz or Path(args.out).with_suffix(".npz"))
     options = parse_options(args.method, args.option)
     from ..training import load_checkpoint, load_model, resolve_device
 
@@ -82,7 +122,13 @@ def run(args: argparse.Namespace) -> int:
 
     title = f"{args.num} samples, {args.method}, σ={args.sigma:g}"
     if shape:
-        path = image_grid(x.reshape(x.shape[0], *shape), out, title=title)
+        images = x.reshape(x.shape[0], *shape)
+        path = image_grid(images, out, title=title)
+        if npz is not None:
+            bins = meta.get("bins")
+            saved = save_npz(npz, images, bins=bins, sigma=args.sigma, method=args.method,
+                             checkpoint=str(args.checkpoint))
+            say(f"wrote {args.num} samples to {saved}")
     else:
         path = scatter_plot(x.reshape(-1, 2), out, title=title)
     say(f"wrote {args.num} samples to {path}")

@@ -1,10 +1,10 @@
-"""``ncmle train``: train a MADE by NCMLE (or MLE) on a named data set."""
+"""``ncmle train``: train a MADE or a PixelCNN++ by NCMLE (or MLE) on a data set or a data spec."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .common import (
     DATASETS,
@@ -15,32 +15,37 @@ from .common import (
     check_output_dir,
     decay,
     load_run_data,
+    nonnegative_int,
     parse_floats,
     positive_float,
     positive_int,
     probability,
     say,
 )
+from .images import add_image_data_args, check_data_spec, check_event_shape, load_image_data
 
 if TYPE_CHECKING:
-    from ..models import MADE
+    from ..models import MADE, PixelCNNPP
     from ..objectives import NoiseLevelPrior
+    from .images import ImageRun
 
-__all__ = ["add_model_args", "add_parser", "build_made", "build_prior", "check_prior_args", "run"]
+__all__ = ["add_model_args", "add_parser", "build_made", "build_pixelcnnpp", "build_prior",
+           "check_prior_args", "run"]
 
 CHECKPOINT = "last.pt"
 
 
-def add_model_args(p: argparse.ArgumentParser) -> None:
+def add_model_args(p: argparse.ArgumentParser, title: str = "model (MADE)") -> None:
     """Model and prior options shared by ``train`` and ``demo``."""
-    g = p.add_argument_group("model (MADE)")
+    g = p.add_argument_group(title)
     g.add_argument("--family", default=None,
                    choices=("gaussian", "gaussian_mixture", "logistic_mixture",
                             "discretized_logistic_mixture"),
                    help="conditional family (default: discretized_logistic_mixture for image "
                         "data, logistic_mixture for 2-D toys)")
     g.add_argument("--components", type=positive_int, default=None,
-                   help="mixture components (default: 3 for images, 8 for toys)")
+                   help="mixture components (default: MADE 3 for images, 8 for toys; "
+                        "PixelCNN++ 5)")
     g.add_argument("--hidden", type=positive_int, default=256, help="hidden width")
     g.add_argument("--blocks", type=positive_int, default=2, help="residual masked blocks")
     g = p.add_argument_group("noise-level prior")
@@ -62,20 +67,34 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     """Registers ``ncmle train``."""
     p = sub.add_parser(
         "train", help="train a model by NCMLE or MLE",
-        description="Train a noise-conditional MADE; writes OUT/last.pt (atomic, resumable; an "
-                    "existing OUT/last.pt is replaced unless --resume). Launch with torchrun "
+        description="Train a noise-conditional MADE or PixelCNN++; writes OUT/last.pt (atomic, "
+                    "resumable; an existing OUT/last.pt is replaced unless --resume), and with "
+                    "--sample-every OUT/samples_stepN.png. Ctrl-C stops after the current step "
+                    "and writes OUT/last.pt (continue with --resume). Launch with torchrun "
                     "--nproc_per_node=K for data-parallel training.",
         formatter_class=HelpFormatter,
     )
-    p.add_argument("--data", default="digits", metavar="NAME",
-                   help="data set: " + ", ".join(DATASETS))
+    p.add_argument("--model", choices=("made", "pixelcnnpp"), default="made",
+                   help="network: MADE (vectors) or PixelCNN++ (images)")
+    p.add_argument("--data", default="digits", metavar="SPEC",
+                   help="data set: " + ", ".join(DATASETS) + ", mnist14, folder:PATH (PNG/JPEG "
+                        "images) or npy:PATH (.npy/.npz array)")
     p.add_argument("--data-dir", default=None, metavar="DIR",
-                   help="folder of the IDX files (mnist and fashion_mnist only)")
+                   help="folder of the IDX files (mnist, mnist14 and fashion_mnist only)")
     p.add_argument("--bins", type=positive_int, default=None,
-                   help="re-quantise images to this many levels")
+                   help="grid levels of data and model (default: the data's own; fewer "
+                        "re-quantise, more than the data have is an error)")
+    add_image_data_args(p.add_argument_group("folder images"))
     p.add_argument("--objective", choices=("ncmle", "mle"), default="ncmle",
                    help="NCMLE (noise prior below) or plain MLE (σ = 0 only)")
-    add_model_args(p)
+    add_model_args(p, "model (MADE; --family and --components also PixelCNN++)")
+    g = p.add_argument_group("model (PixelCNN++)")
+    g.add_argument("--filters", type=positive_int, default=64, help="feature maps per block")
+    g.add_argument("--resnets", type=positive_int, default=2,
+                   help="gated resnet blocks per stage")
+    g.add_argument("--dropout", type=dropout, default=0.0, help="dropout in the gated blocks")
+    g.add_argument("--max-downsample", type=nonnegative_int, default=2,
+                   help="at most this many 2x down-samplings")
     g = p.add_argument_group("optimisation")
     g.add_argument("--steps", type=positive_int, default=2000,
                    help="total optimizer steps (with --resume: counted from step 0, not added)")
@@ -88,6 +107,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     g.add_argument("--amp", choices=("bf16", "fp16"), default=None,
                    help="autocast (CUDA only; default: off)")
     g.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    g.add_argument("--compile", action="store_true",
+                   help="torch.compile the loss (a one-line error where it does not work)")
+    g.add_argument("--num-workers", type=nonnegative_int, default=0,
+                   help="DataLoader workers reading the data (0: in the main process)")
     g.add_argument("--seed", type=int, default=0, help="seed of init, data order and noise")
     g = p.add_argument_group("output")
     g.add_argument("--out", default="ncmle-runs/model", metavar="DIR",
@@ -100,9 +123,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     resume.add_argument("--resume-or-start", action="store_true",
                         help="continue from OUT/last.pt if it exists, else start fresh (and say "
                              "so)")
-    g.add_argument("--eval-sigmas", default="0,0.05,0.2", help="σ list evaluated at the end")
+    g.add_argument("--eval-sigmas", default="0,0.05,0.2",
+                   help="σ list of the validation bits/dim")
+    g.add_argument("--eval-every", type=positive_int, default=None, metavar="N",
+                   help="validation bits/dim every N steps (default: at the end only)")
+    g.add_argument("--eval-size", type=positive_int, default=1000, metavar="N",
+                   help="validation images: the first N of the test split")
+    g.add_argument("--sample-every", type=positive_int, default=None, metavar="N",
+                   help="image data: write OUT/samples_stepN.png every N steps (default: never)")
+    g.add_argument("--sample-num", type=positive_int, default=16,
+                   help="samples per grid of --sample-every")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
+
+
+def dropout(text: str) -> float:
+    """argparse type: a dropout probability in ``[0, 1)``."""
+    value = probability(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text!r}")
+    return value
 
 
 def build_prior(args: argparse.Namespace, objective: str) -> NoiseLevelPrior:
@@ -132,6 +172,24 @@ def build_made(args: argparse.Namespace, data: RunData) -> MADE:
     )
 
 
+def build_pixelcnnpp(args: argparse.Namespace, data: ImageRun) -> PixelCNNPP:
+    """A PixelCNN++ for the images of ``data`` from the model arguments."""
+    from ..models import PixelCNNPP
+
+    if len(data.event_shape) != 3:
+        raise CLIError(f"--model pixelcnnpp needs images (C, H, W), but --data {data.spec} has "
+                       f"examples of shape {data.event_shape}")
+    family = args.family or "discretized_logistic_mixture"
+    if family == "discretized_logistic_mixture" and data.bins is None:
+        raise CLIError(f"--family discretized_logistic_mixture needs grid data; --data "
+                       f"{data.spec} is continuous (pass --bins or another --family)")
+    return PixelCNNPP(
+        data.event_shape, filters=args.filters, resnets=args.resnets, family=family,  # type: ignore[arg-type]
+        components=args.components or 5, bins=data.bins, max_downsample=args.max_downsample,
+        dropout=args.dropout,
+    )
+
+
 def _start_step(args: argparse.Namespace, out: Path) -> int | None:
     """The step to resume from (``None``: start fresh), checked before any work."""
     ckpt = out / CHECKPOINT
@@ -150,10 +208,54 @@ def _start_step(args: argparse.Namespace, out: Path) -> int | None:
     return load_checkpoint(ckpt).step
 
 
+def _legacy_made_data(args: argparse.Namespace) -> bool:
+    """MADE on a named data set keeps the in-memory vectors of :func:`load_run_data`."""
+    return args.model == "made" and args.data in DATASETS
+
+
+def _load(args: argparse.Namespace) -> tuple[Any, Any, int | None, dict[str, Any]]:
+    """``(train, validation, bins, meta)`` of the arguments' data."""
+    if _legacy_made_data(args):
+        if args.image_size is not None or args.channels is not None:
+            raise CLIError(f"--image-size and --channels apply to folder: data, not --data "
+                           f"{args.data}")
+        data = load_run_data(args.data, args.data_dir, args.bins)
+        meta = {"dataset": args.data, "data_dir": args.data_dir,
+                "image_shape": list(data.image_shape) if data.image_shape else None}
+        return data.train, data.test[: args.eval_size], data.bins, meta
+    from .images import subset
+
+    run = load_image_data(args.data, data_dir=args.data_dir, bins=args.bins,
+                          size=args.image_size, channels=args.channels, resize=args.resize,
+                          flatten=args.model == "made")
+    if args.bins is not None and run.meta["data_bins"] != args.bins:
+        say(f"--bins {args.bins}: re-quantised from the data's {run.meta['data_bins']} levels")
+    return run.train, subset(run.test, args.eval_size), run.bins, {**run.meta, "run": run}
+
+
+def _check_resume(args: argparse.Namespace, ckpt: Path, model: Any, bins: int | None) -> None:
+    """The checkpoint to continue must be of this model and these data (one line if not)."""
+    from ..training import load_checkpoint
+
+    meta = load_checkpoint(ckpt).meta
+    shape = meta.get("event_shape")
+    if shape is not None and tuple(shape) != tuple(model.event_shape):
+        from .images import ImageRun
+
+        fake = ImageRun(args.data, None, None, bins, tuple(model.event_shape), {})  # type: ignore[arg-type]
+        check_event_shape(str(ckpt), tuple(shape), fake)
+    if meta.get("bins") is not None and bins is not None and meta["bins"] != bins:
+        raise CLIError(f"--bins {bins} does not match {ckpt}: it was trained on {meta['bins']} "
+                       "levels")
+
+
 def run(args: argparse.Namespace) -> int:
     """Runs ``ncmle train``."""
     sigmas = parse_floats(args.eval_sigmas, "eval-sigmas")
-    check_data_args(args.data, args.data_dir)
+    if _legacy_made_data(args):
+        check_data_args(args.data, args.data_dir)
+    else:
+        check_data_spec(args.data, args.data_dir)
     check_prior_args(args)
     out = check_output_dir("--out", args.out, CHECKPOINT)
     start = _start_step(args, out)
@@ -161,26 +263,73 @@ def run(args: argparse.Namespace) -> int:
         say(f"checkpoint {out / CHECKPOINT} is already at step {start} >= --steps {args.steps}: "
             "nothing to train (raise --steps to continue)")
         return 0
-    data = load_run_data(args.data, args.data_dir, args.bins)
+    train, valid, bins, meta = _load(args)
+    image_run = meta.pop("run", None)
     import torch
 
-    from ..training import fit
+    from ..training import FitConfig, Trainer
+    from ..training.distributed import setup, teardown
+    from .run_loop import InterruptedRun, SampleWriter, StopOnInterrupt, try_compile
 
     torch.manual_seed(args.seed)
-    model = build_made(args, data)
-    meta = {"dataset": args.data, "data_dir": args.data_dir, "objective": args.objective,
-            "image_shape": list(data.image_shape) if data.image_shape else None}
-    history = fit(
-        model, data.train, prior=build_prior(args, args.objective), steps=args.steps,
-        batch_size=args.batch_size, lr=args.lr, grad_clip=args.grad_clip, ema=args.ema,
-        amp=args.amp, device=args.device, eval_data=data.test, eval_sigmas=sigmas,
-        bins=data.bins, checkpoint_dir=out, checkpoint_every=args.checkpoint_every,
-        resume=start is not None, seed=args.seed, progress=not args.quiet, meta=meta,
+    if args.model == "pixelcnnpp":
+        model: Any = build_pixelcnnpp(args, image_run)
+    elif image_run is not None:
+        model = build_made(args, RunData(args.data, torch.zeros(1, *image_run.event_shape),
+                                         torch.zeros(0), bins, tuple(meta["image_shape"])))
+    else:
+        model = build_made(args, RunData(args.data, train, valid, bins, meta["image_shape"]))
+    if start is not None:
+        _check_resume(args, out / CHECKPOINT, model, bins)
+    image_shape = meta.get("image_shape")
+    if args.sample_every and not image_shape:
+        raise CLIError(f"--sample-every writes image grids; --data {args.data} is not images")
+    meta = {**meta, "objective": args.objective, "model": args.model}
+    config = FitConfig(
+        prior=build_prior(args, args.objective), steps=args.steps, batch_size=args.batch_size,
+        lr=args.lr, grad_clip=args.grad_clip, ema=args.ema, amp=args.amp, device=args.device,
+        eval_sigmas=sigmas, eval_every=args.eval_every, bins=bins, checkpoint_dir=out,
+        checkpoint_every=args.checkpoint_every, resume=start is not None, seed=args.seed,
+        progress=not args.quiet, num_workers=args.num_workers, meta=meta,
     )
+    ctx = setup(config.device)
+    stop = StopOnInterrupt()
+    try:
+        trainer = Trainer(model, train, config, ctx, eval_data=valid)
+        if args.compile:
+            try_compile(trainer)
+        samples = SampleWriter(trainer, out, args.sample_every or 0, args.sample_num,
+                               args.seed, image_shape)
+
+        def callback(step: int, info: dict[str, float]) -> None:
+            evals = trainer.history.evals
+            if args.quiet and evals and evals[-1]["step"] == step:  # no bar to print it on
+                say(f"step {step}: validation bits/dim " + ", ".join(
+                    f"σ={float(k):g}: {v:.4f}" for k, v in evals[-1]["bits_per_dim"].items()))
+            samples(step)
+            stop.check(trainer)
+
+        trainer.callback = callback
+        say(f"training {args.model} ({args.objective.upper()}) on {args.data}: "
+            f"{sum(p.numel() for p in model.parameters())} weights, steps "
+            f"{start or 0} -> {args.steps}, device {ctx.device}")
+        with stop.installed():
+            try:
+                history = trainer.run()
+            except InterruptedRun:
+                path = trainer.checkpoint()
+                say(f"\ninterrupted at step {trainer.step_count}: checkpoint {path} (continue "
+                    "with --resume)")
+                return 130
+    finally:
+        teardown(ctx)
     res = history.last_eval
     done = (f"steps {start} -> {args.steps} (resumed)" if start is not None
             else f"{args.steps} steps")
     say(f"trained {args.objective.upper()} on {args.data} for {done}; test bits/dim: "
         + ", ".join(f"σ={s:g}: {v:.4f}" for s, v in res.items()))
+    if samples.written:
+        say(f"sample grids: {samples.written[0].parent}/samples_step*.png "
+            f"({len(samples.written)})")
     say(f"checkpoint: {out / CHECKPOINT}")
     return 0
