@@ -89,16 +89,22 @@ def build(args: argparse.Namespace, device: torch.device) -> torch.nn.Module:
 
 
 def maybe_compile(model: torch.nn.Module, wanted: bool) -> torch.nn.Module:
+    """Compiles the network's ``conditional_params`` (the heavy part) in place, so the model
+    keeps its class and its checkpoints still rebuild with ``load_model``; falls back to eager
+    mode with one line when compilation fails."""
     if not wanted:
         return model
+    eager = model.conditional_params
     try:
-        compiled = torch.compile(model)
+        compiled = torch.compile(eager)
+        dev = next(model.parameters()).device
         shape = (2, *model.event_shape)
-        compiled(0.0).log_prob(torch.zeros(shape, device=next(model.parameters()).device))
-        return compiled  # type: ignore[return-value]
-    except Exception as e:
-        print(f"torch.compile unavailable here ({type(e).__name__}: {e}); using eager mode")
-        return model
+        compiled(torch.zeros(shape, device=dev), torch.full((2,), 0.1, device=dev))
+        model.conditional_params = compiled  # type: ignore[method-assign]
+    except Exception as e:  # inductor raises many kinds (no compiler, unsupported op, ...)
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        print(f"torch.compile unavailable here ({type(e).__name__}: {first}); using eager mode")
+    return model
 
 
 def train(
