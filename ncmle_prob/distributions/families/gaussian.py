@@ -22,8 +22,15 @@ _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
 def _normal_log_pdf(x: Tensor, loc: Tensor, log_scale: Tensor) -> Tensor:
+    r""":math:`-\tfrac12 z^2 - \log s - \tfrac12\log 2\pi` with :math:`z = (x - \mu)/s`.
+
+    The last step is one ``addcmul`` on ``-log s - log(2π)/2``: six elementwise kernels
+    instead of eight. ``loc`` and ``log s`` are strided views of the network's output, on
+    which each kernel is slow enough that this is a measurable share of ``log_prob`` at
+    D = 64; ``z`` is computed exactly as before, the result differs by float rounding only.
+    """
     z = (x - loc) * torch.exp(-log_scale)
-    return -0.5 * z * z - log_scale - _HALF_LOG_2PI
+    return torch.addcmul(-_HALF_LOG_2PI - log_scale, z, z, value=-0.5)
 
 
 @register_family
