@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -19,17 +18,6 @@ from ncmle_prob.divergences import (
 from ncmle_prob.models import MADE
 
 F64 = torch.float64
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Small tensors: one intra-op thread is as fast, and does not spin on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def gaussians(device: torch.device, d: int = 2) -> tuple[NoisyGaussian, NoisyGaussian]:

@@ -12,7 +12,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from numerics import grid_gof, grid_points
 from pyro.distributions import Logistic
 from scipy import integrate
 from scipy.special import log_expit
@@ -20,6 +19,7 @@ from torch.distributions import Categorical, MixtureSameFamily, Normal
 
 from ncmle_prob.distributions import family_names, get_family
 from ncmle_prob.distributions.families.base import LOG_SCALE_MAX, LOG_SCALE_MIN
+from ncmle_prob.testing.numerics import grid_gof, grid_points
 
 F64 = torch.float64
 K = 3
@@ -206,7 +206,7 @@ def test_float32_matches_float64_in_the_bulk(name: str, sigma: float, device) ->
 # ---------------------------------------------------------------------------- sampling
 @pytest.mark.parametrize(("name", "sigma"), CONTINUOUS_AT_SIGMA)
 def test_family_samples_fit_the_density(name: str, sigma: float, device) -> None:
-    from numerics import auto_gof
+    from ncmle_prob.testing.numerics import auto_gof
 
     fam = get_family(name, **OPTIONS[name])
     n = 3000

@@ -8,15 +8,6 @@ import torch
 from ncmle_prob.metrics import fcd, image_scores, kid, load_classifier, real_vs_real
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Small matrices: threading only adds synchronisation overhead on a shared machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_fcd_closed_form_for_gaussians() -> None:
     # Fréchet distance of N(m1, S1) and N(m2, S2) with diagonal covariances is
     # |m1 - m2|^2 + sum (sqrt(s1) - sqrt(s2))^2. With 20000 points in 3 dims the empirical

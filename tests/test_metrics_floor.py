@@ -21,14 +21,6 @@ from ncmle_prob.metrics import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _mixture(n: int, centres: torch.Tensor, g: torch.Generator, scale: float = 0.3):
     idx = torch.randint(0, centres.shape[0], (n,), generator=g)
     return centres[idx] + scale * torch.randn(n, centres.shape[1], generator=g)

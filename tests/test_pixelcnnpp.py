@@ -12,16 +12,6 @@ import torch
 from ncmle_prob.models.pixelcnnpp import PixelCNNPP
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # These tensors are tiny: intra-op threading only adds synchronisation overhead (40x on a
-    # loaded 2-core machine), so run this module single-threaded and restore afterwards.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _model(shape, device, **kw) -> PixelCNNPP:
     opts = {"filters": 8, "resnets": 1, "components": 2, "bins": 5} | kw
     return PixelCNNPP(shape, **opts).to(device=device, dtype=torch.float64).eval()
