@@ -33,7 +33,7 @@ from ncmle_prob.distributions import (
 from ncmle_prob.testing import CHECKS, checks_for
 
 CONTRACTS = ["support", "infer_shapes", "expand_subclass", "jit_trace", "serialization",
-             "predictive", "sigma_binding", "positive_transform"]
+             "predictive", "sigma_binding", "positive_transform", "sigma_reach"]
 CASES = [(ex, name) for ex in EXAMPLES for name in checks_for(ex, CONTRACTS)]
 
 

@@ -92,10 +92,15 @@ def test_zuko_flow_wrapper(device: torch.device, zuko_module: object) -> None:
     emb = NoiseEmbedding(9)
     flow = zuko.flows.MAF(features=2, context=emb.num_features, transforms=2,
                           hidden_features=(16, 16))
-    model = NoiseConditionalFlow(flow, (2,), emb).to(device)
+    bare = NoiseConditionalFlow(flow, (2,), emb, noise_affine=False).to(device)
     x = torch.randn(6, 2, device=device)
     sig = torch.rand(6, device=device)
     ref = flow(emb(sig)).log_prob(x)
+    assert torch.allclose(bare().log_prob(x, sig), ref, atol=1e-6)
+    # With the default NoiseAffine output map: the change of variables through it, exactly.
+    model = NoiseConditionalFlow(flow, (2,), emb).to(device)
+    shift, log_scale = model.affine(sig)
+    ref = flow(emb(sig)).log_prob((x - shift) * torch.exp(-log_scale)) - log_scale.sum(-1)
     assert torch.allclose(model().log_prob(x, sig), ref, atol=1e-6)
     d = model(0.3)
     assert d.sample((4,)).shape == (4, 2) and d.score(x).shape == (6, 2)

@@ -1,11 +1,16 @@
-"""Checkpoints of the nflows-based MADE (ncmle_prob 0.1) load into ``MADE(legacy_layout=True)``
-with identical densities, and into the default layout with a clear error.
+"""Checkpoints of old MADE layouts load with identical densities and a one-line warning (σ does
+not reach their first dimension), and into the default layout with a clear error: the
+nflows-based MADE (ncmle_prob 0.1) as ``MADE(layout="nflows")``, and the MADE before the σ fix
+(hidden degrees over ``1..D-1``) as ``MADE(layout="no_sigma_units")``.
 
 The old model is rebuilt here as it was: nflows' ``MADE`` with σ's embedding as context, its
 hidden degrees spread evenly after construction, and an nflows ``MaskedLinear`` skip.
 """
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,6 +22,7 @@ from torch import Tensor, nn
 from ncmle_prob.distributions import get_family
 from ncmle_prob.models import MADE
 from ncmle_prob.models.made import is_legacy_state_dict
+from ncmle_prob.training import OldLayoutWarning
 
 F64 = torch.float64
 ACT = {"elu": F.elu, "tanh": torch.tanh}
@@ -95,7 +101,7 @@ def test_old_state_dict_loads_into_legacy_layout_with_identical_log_prob(case: d
     assert is_legacy_state_dict(state)
     new = MADE(**config, legacy_layout=True).double()
     new.load_state_dict(state)  # strict: every key converted, none missing
-    assert new.config["legacy_layout"] is True and MADE(**new.config).legacy_layout
+    assert new.config["layout"] == "nflows" and MADE(**new.config).legacy_layout
     x = torch.randn(64, 5, dtype=F64)
     sigma = torch.rand(64, dtype=F64) * torch.tensor([0.0, 1.0], dtype=F64).repeat(32)
     # Same parameters, same operations: the float64 results agree to rounding (~1e-15); a
@@ -122,7 +128,7 @@ def test_legacy_layout_cached_sampler_equals_generic_loop() -> None:
 
 def test_old_state_dict_into_default_layout_says_how_to_convert() -> None:
     old, config = _pair(CASES[0])
-    with pytest.raises(ValueError, match=r"nflows-based MADE .* legacy_layout=True") as info:
+    with pytest.raises(ValueError, match=r"nflows-based MADE .* layout='nflows'") as info:
         MADE(**config).double().load_state_dict(old.state_dict())
     # The message spells out the constructor call that loads it.
     assert "MADE(features=5, hidden_features=12, num_blocks=2" in str(info.value)
@@ -149,7 +155,7 @@ def test_new_state_dicts_store_no_masks_and_round_trip() -> None:
 
 def test_old_checkpoint_file_loads_through_load_model(tmp_path) -> None:
     """A checkpoint file written by ncmle_prob 0.1 (nflows-era weights, a config without
-    ``legacy_layout``) is rebuilt by ``load_model`` in the legacy layout with identical
+    ``layout``) is rebuilt by ``load_model`` in the legacy layout with identical
     densities; ``check_compatible`` compares it with the converted weights."""
     from ncmle_prob.training.checkpoint import load_model, save_checkpoint
 
@@ -158,9 +164,12 @@ def test_old_checkpoint_file_loads_through_load_model(tmp_path) -> None:
     path = save_checkpoint(tmp_path / "old.pt", MADE(**config).double(), step=7)
     payload = torch.load(path, weights_only=True)
     payload["model"] = old.state_dict()  # what 0.1 stored: masks and degrees included
-    assert "legacy_layout" not in payload["model_config"]
+    stored = json.loads(payload["model_config"])
+    del stored["layout"]  # 0.1 wrote no layout
+    payload["model_config"] = json.dumps(stored)
     torch.save(payload, path)
-    loaded = load_model(path).double()  # rebuilt in float32, the default dtype
+    with pytest.warns(OldLayoutWarning, match="layout 'nflows'.*does not reach dimension 1"):
+        loaded = load_model(path).double()  # rebuilt in float32, the default dtype
     assert loaded.legacy_layout
     x = torch.randn(32, 5, dtype=F64)
     sigma = torch.full((32,), 0.3, dtype=F64)
@@ -170,5 +179,38 @@ def test_old_checkpoint_file_loads_through_load_model(tmp_path) -> None:
     # Into a default-layout model the file is refused with the conversion hint.
     from ncmle_prob.training.checkpoint import CheckpointError
 
-    with pytest.raises(CheckpointError, match="legacy_layout=True"):
+    with pytest.raises(CheckpointError, match="layout='nflows'"):
         load_model(path, MADE(**config).double())
+
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_checkpoint_of_the_pre_fix_made_loads_bit_identically_and_warns_once() -> None:
+    """``tests/data/made_no_sigma_units.pt`` was written by the MADE of commit 49b8ca8 (hidden
+    degrees over ``1..D-1``, no layout in its config), with the log densities that code computed
+    beside it. ``load_model`` rebuilds it as ``layout="no_sigma_units"`` and gives the same
+    numbers bit for bit (``atol=0``: the same operations in the same order), warning once, in
+    one line, that σ does not reach its first dimension."""
+    import warnings
+
+    from ncmle_prob.training.checkpoint import _warned, load_model
+
+    ref = torch.load(DATA / "made_no_sigma_units_reference.pt", weights_only=True)
+    _warned.clear()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = load_model(DATA / "made_no_sigma_units.pt")
+        load_model(DATA / "made_no_sigma_units.pt")  # the second load stays silent
+    notes = [w for w in caught if issubclass(w.category, OldLayoutWarning)]
+    assert len(notes) == 1, [str(w.message) for w in caught]
+    message = str(notes[0].message)
+    assert "\n" not in message and "does not reach dimension 1" in message
+    assert model.layout == "no_sigma_units" and model.config["layout"] == "no_sigma_units"
+    torch.testing.assert_close(model(ref["sigma"]).log_prob(ref["x"]), ref["log_prob"],
+                               rtol=0, atol=0)
+    # The file does not fit a default-layout model: the refusal names the layout.
+    from ncmle_prob.training.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match="layout='no_sigma_units' \\(model: 'default'\\)"):
+        load_model(DATA / "made_no_sigma_units.pt", MADE(**{**model.config, "layout": "default"}))

@@ -176,13 +176,16 @@ class NoiseConditionalAutoregressive(NoiseConditionalDistribution):
         return math.prod(self.event_shape)
 
     def _log_prob(self, x: Tensor, sigma: Tensor) -> Tensor:
+        return self._conditional_log_prob(x, sigma).sum(-1)
+
+    def _conditional_log_prob(self, x: Tensor, sigma: Tensor) -> Tensor:
         batch = sigma.shape
         n = math.prod(batch)
         xf = x.reshape((n, *self.event_shape))
         sf = sigma.reshape(n)
         params = self._impl.conditional_params(xf, sf)
         per_dim = self.family.log_prob(params, xf, self._lift(sf))
-        return per_dim.reshape(n, -1).sum(-1).reshape(batch)
+        return per_dim.reshape(batch + (self.num_dims,))
 
     def _sample(self, sample_shape: torch.Size, generator: torch.Generator | None) -> Tensor:
         shape = sample_shape + self.batch_shape

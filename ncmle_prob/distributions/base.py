@@ -283,6 +283,33 @@ class NoiseConditionalDistribution(TorchDistribution):
             s = self.sigma.expand(x.shape[: x.dim() - len(self.event_shape)])
         return self._log_prob_and_score(x, s)
 
+    def conditional_log_prob(
+        self, value: Tensor, sigma: float | Tensor | None = None
+    ) -> Tensor:
+        r"""Per-dimension terms :math:`\log p(x_i \mid x_{<i}, \sigma)`, shape
+        ``log_prob``'s shape ``+ (D,)``, indexed by flat event dimension, summing to
+        ``log_prob``.
+
+        The order is the distribution's autoregressive order (its conditioner's ``order()``
+        for a model; ``0..D-1`` for the oracles). This is what
+        :func:`ncmle_prob.testing.check_sigma_reach` reads to check that σ moves the
+        conditional law of every dimension.
+
+        Raises:
+            NotImplementedError: the distribution has no per-dimension decomposition (e.g. a
+                flow or a transformed distribution).
+
+        Example:
+            >>> import torch
+            >>> from ncmle_prob.distributions import NoisyGaussian
+            >>> d = NoisyGaussian(torch.zeros(2), torch.eye(2), sigma=1.0)
+            >>> terms = d.conditional_log_prob(torch.zeros(2))
+            >>> terms.shape, torch.allclose(terms.sum(-1), d.log_prob(torch.zeros(2)))
+            (torch.Size([2]), True)
+        """
+        x, s = self._prepare(value, sigma)
+        return self._conditional_log_prob(x, s)
+
     def denoise(self, value: Tensor, sigma: float | Tensor | None = None) -> Tensor:
         r"""Tweedie's posterior mean :math:`E[x_0 \mid x] = x + \sigma^2 \nabla_x \log p(x
         \mid \sigma)`.
@@ -320,6 +347,11 @@ class NoiseConditionalDistribution(TorchDistribution):
 
     def _sample(self, sample_shape: torch.Size, generator: torch.Generator | None) -> Tensor:
         raise NotImplementedError
+
+    def _conditional_log_prob(self, x: Tensor, sigma: Tensor) -> Tensor:
+        raise NotImplementedError(
+            f"{type(self).__name__} has no per-dimension conditionals (conditional_log_prob)"
+        )
 
     def _score(self, x: Tensor, sigma: Tensor, *, create_graph: bool) -> Tensor:
         """Autograd score; subclasses with a closed form override this."""

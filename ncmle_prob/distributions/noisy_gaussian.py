@@ -81,6 +81,27 @@ def _gaussian_log_prob_chol(diff: Tensor, chol: Tensor, log_norm: float) -> Tens
     return -0.5 * (z * z).sum(-1) - half_log_det - log_norm
 
 
+def _conditional_terms(diff: Tensor, cov: Tensor, sigma: Tensor) -> Tensor:
+    r"""Per-dimension terms :math:`\log \mathcal N(x_i;\, m_i(x_{<i}),\, L_{ii}^2)` of
+    :math:`\mathcal N(\mu, \Sigma + \sigma^2 I)` in the order ``0..D-1``, shape of ``diff``.
+
+    With :math:`\Sigma + \sigma^2 I = L L^T` and :math:`z = L^{-1}(x - \mu)`, :math:`z_i`
+    depends on :math:`x_{\le i}` only and term ``i`` is
+    :math:`-\tfrac12 z_i^2 - \log L_{ii} - \tfrac12 \log 2\pi`, the conditional log density
+    of :math:`x_i` given :math:`x_{<i}`; the leading terms' cumulative sums are the log
+    densities of the leading marginals (a leading block of :math:`L` is the Cholesky factor of
+    the leading block of the covariance).
+    """
+    chol = _noisy_cholesky(cov, sigma)
+    batch = torch.broadcast_shapes(diff.shape[:-1], chol.shape[:-2])
+    chol = chol.expand(batch + chol.shape[-2:])
+    z = torch.linalg.solve_triangular(
+        chol, diff.expand(batch + diff.shape[-1:]).unsqueeze(-1), upper=False
+    ).squeeze(-1)
+    log_diag = torch.log(torch.diagonal(chol, dim1=-2, dim2=-1))
+    return -0.5 * z * z - log_diag - 0.5 * math.log(2 * math.pi)
+
+
 def _gaussian_score_chol(diff: Tensor, chol: Tensor) -> Tensor:
     return -torch.cholesky_solve(diff.unsqueeze(-1), chol).squeeze(-1)
 
@@ -221,6 +242,9 @@ class NoisyGaussian(NoiseConditionalDistribution):
     def _score(self, x: Tensor, sigma: Tensor, *, create_graph: bool) -> Tensor:
         return self._spectrum.score(x - self.loc, sigma)
 
+    def _conditional_log_prob(self, x: Tensor, sigma: Tensor) -> Tensor:
+        return _conditional_terms(x - self.loc, self.clean_covariance, sigma)
+
     def _sample(self, sample_shape: torch.Size, generator: torch.Generator | None) -> Tensor:
         shape = sample_shape + self.batch_shape + self.event_shape
         chol = _noisy_cholesky(self.clean_covariance, self.sigma)
@@ -357,6 +381,16 @@ class NoisyGaussianMixture(NoiseConditionalDistribution):
     def _log_prob(self, x: Tensor, sigma: Tensor) -> Tensor:
         joint, _ = self._components(x, sigma)
         return torch.logsumexp(joint, dim=-1)
+
+    def _conditional_log_prob(self, x: Tensor, sigma: Tensor) -> Tensor:
+        # log p(x_{<=i}) per component is a cumulative sum of its conditional terms; the
+        # mixture's prefix marginals are mixtures of those, and their differences are the
+        # conditionals of the mixture.
+        terms = _conditional_terms(
+            x.unsqueeze(-2) - self.locs, self.clean_covariances, sigma.unsqueeze(-1)
+        )
+        prefix = torch.logsumexp(torch.log(self.weights).unsqueeze(-1) + terms.cumsum(-1), -2)
+        return torch.cat([prefix[..., :1], prefix[..., 1:] - prefix[..., :-1]], dim=-1)
 
     def _score(self, x: Tensor, sigma: Tensor, *, create_graph: bool) -> Tensor:
         joint, diff = self._components(x, sigma)

@@ -6,12 +6,13 @@ change-of-variables composition of a noise-conditional base with torch transform
 """
 
 from .nflows_adapters import NflowsBase, NflowsTransform, SigmaEmbeddingNet
-from .wrapper import FlowDistribution, NoiseConditionalFlow
+from .wrapper import FlowDistribution, NoiseAffine, NoiseConditionalFlow
 
 __all__ = [
     "FlowDistribution",
     "NflowsBase",
     "NflowsTransform",
+    "NoiseAffine",
     "NoiseConditionalFlow",
     "SigmaEmbeddingNet",
 ]

@@ -14,7 +14,45 @@ from torch import Tensor, nn
 from ..distributions.base import NoiseConditionalDistribution
 from ..models.base import NoiseConditionalModel
 
-__all__ = ["FlowDistribution", "NoiseConditionalFlow"]
+__all__ = ["FlowDistribution", "NoiseAffine", "NoiseConditionalFlow"]
+
+
+class NoiseAffine(nn.Module):
+    r"""An element-wise affine map whose shift and log-scale are linear in an embedding of σ:
+    :math:`x = a(\sigma) + e^{b(\sigma)} \odot y`.
+
+    It makes σ reach every dimension of a flow whatever the flow does with its context. An
+    nflows MAF, for one, feeds the context only to hidden units of degree ``>= 1``, so its
+    first dimension's affine parameters are constants: with a σ-free base,
+    :math:`p(x_1 \mid \sigma)` would be one law at every σ, while under noisy data its
+    variance must grow by :math:`\sigma^2`. The weights start small (standard deviation
+    ``init_scale``), so a new model is nearly the bare flow but already σ-dependent.
+
+    Args:
+        features: number of scalar dimensions D.
+        noise_features: size of the fixed σ embedding
+            (:class:`~ncmle_prob.models.NoiseEmbedding`).
+        init_scale: standard deviation of the initial weights.
+
+    Example:
+        >>> layer = NoiseAffine(3)
+        >>> shift, log_scale = layer(torch.tensor([0.0, 0.5]))
+        >>> shift.shape, log_scale.shape
+        (torch.Size([2, 3]), torch.Size([2, 3]))
+    """
+
+    def __init__(self, features: int, noise_features: int = 9, init_scale: float = 0.01) -> None:
+        super().__init__()
+        from ..models.embedding import NoiseEmbedding
+
+        self.embedding = NoiseEmbedding(noise_features)
+        self.linear = nn.Linear(self.embedding.num_features, 2 * features)
+        nn.init.normal_(self.linear.weight, std=init_scale)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, sigma: Tensor) -> tuple[Tensor, Tensor]:
+        """``(shift, log_scale)``, each ``(N, D)``, for noise levels ``sigma (N,)``."""
+        return self.linear(self.embedding(sigma)).chunk(2, dim=-1)
 
 
 def _is_zuko_flow(flow: object) -> bool:
@@ -40,6 +78,11 @@ class NoiseConditionalFlow(NoiseConditionalModel):
         \\log p_\\theta(x \\mid \\sigma) = \\log p_\\text{flow}\\big(x \\mid
         c = e(\\sigma)\\big).
 
+    By default the flow's output passes through a :class:`NoiseAffine` map, so σ reaches
+    every dimension even where the flow ignores its context (the first dimension of an nflows
+    MAF does): :math:`\\log p(x \\mid \\sigma) = \\log p_\\text{flow}\\big((x - a(\\sigma))
+    e^{-b(\\sigma)} \\mid c\\big) - \\sum_i b_i(\\sigma)`.
+
     It is a :class:`~ncmle_prob.models.NoiseConditionalModel` whose ``config`` is ``None``:
     a third-party flow cannot be rebuilt from JSON, so loading a checkpoint of it needs the
     model passed in.
@@ -48,7 +91,11 @@ class NoiseConditionalFlow(NoiseConditionalModel):
         flow: an ``nflows.flows.Flow`` or a zuko ``LazyDistribution`` (this module never
             imports zuko: a zuko flow implies it is imported).
         event_shape: shape of one draw, e.g. ``(2,)``.
-        embedding: optional module mapping σ ``(N,)`` to the context ``(N, C)``.
+        embedding: optional module mapping σ ``(N,)`` to the context ``(N, C)``; it is
+            probed once here, at σ = 0 and σ = 0.5, and must return finite ``(N, C)``.
+        noise_affine: wrap the flow's output in a :class:`NoiseAffine` map (default).
+            ``False`` is the layout before it existed, kept to load those weights: then σ
+            reaches a dimension only if the flow feeds its context there.
 
     Example:
         >>> from nflows.distributions import StandardNormal
@@ -70,6 +117,7 @@ class NoiseConditionalFlow(NoiseConditionalModel):
         flow: nn.Module,
         event_shape: Sequence[int] | torch.Size,
         embedding: nn.Module | None = None,
+        noise_affine: bool = True,
     ) -> None:
         super().__init__()
         if isinstance(flow, _NflowsFlow):
@@ -87,6 +135,40 @@ class NoiseConditionalFlow(NoiseConditionalModel):
         self.flow = flow
         self.embedding = embedding
         self.event_shape = shape
+        self.affine = NoiseAffine(math.prod(shape)) if noise_affine else None
+        self._probe()
+
+    def _probe(self) -> None:
+        """One tiny forward pass: a bad embedding fails here with a clear message, not later
+        inside the flow."""
+        param = next(iter(self.parameters()), None)
+        dtype = param.dtype if param is not None else torch.get_default_dtype()
+        device = param.device if param is not None else torch.device("cpu")
+        sigma = torch.tensor([0.0, 0.5], dtype=dtype, device=device)
+        with torch.no_grad():
+            ctx = self.context(sigma)
+            if ctx.dim() != 2 or ctx.shape[0] != 2:
+                raise ValueError(
+                    f"embedding must map sigma of shape (N,) to a context of shape (N, C); for "
+                    f"N = 2 it returned shape {tuple(ctx.shape)}"
+                )
+            if not bool(torch.isfinite(ctx).all()):
+                bad = [float(s) for s, row in zip(sigma, ctx) if not bool(torch.isfinite(row).all())]
+                raise ValueError(
+                    f"embedding returns non-finite values at sigma = {bad} (sigma = 0 must be "
+                    "embedded too, e.g. ncmle_prob.models.NoiseEmbedding)"
+                )
+            try:
+                self.flow_log_prob(
+                    torch.zeros((2, *self.event_shape), dtype=dtype, device=device), sigma
+                )
+            except RuntimeError as e:
+                raise ValueError(
+                    f"the flow does not accept the context: a context of {ctx.shape[1]} "
+                    f"features (from {'the embedding' if self.embedding is not None else 'sigma'}"
+                    f") fails inside the flow ({str(e).splitlines()[0]}); give the flow "
+                    "context_features equal to the embedding's size"
+                ) from None
 
     def context(self, sigma: Tensor) -> Tensor:
         """The flow's context for noise levels ``sigma`` of shape ``(N,)``."""
@@ -97,16 +179,28 @@ class NoiseConditionalFlow(NoiseConditionalModel):
     def flow_log_prob(self, x: Tensor, sigma: Tensor) -> Tensor:
         """``log p(x | σ)`` for flat ``x (N, *event)`` and ``sigma (N,)``."""
         ctx = self.context(sigma)
-        if self.kind == "nflows":
-            return self.flow.log_prob(x, context=ctx)
-        return self.flow(ctx).log_prob(x)
+        log_det = None
+        if self.affine is not None:
+            shift, log_scale = self.affine(sigma)
+            flat = (x.reshape(x.shape[0], -1) - shift) * torch.exp(-log_scale)
+            x = flat.reshape(x.shape)
+            log_det = log_scale.sum(-1)
+        lp = self.flow.log_prob(x, context=ctx) if self.kind == "nflows" else (
+            self.flow(ctx).log_prob(x)
+        )
+        return lp if log_det is None else lp - log_det
 
     def flow_sample(self, sigma: Tensor) -> Tensor:
         """One draw per noise level in ``sigma (N,)``: shape ``(N, *event)``."""
         ctx = self.context(sigma)
         if self.kind == "nflows":
-            return self.flow.sample(1, context=ctx)[:, 0]
-        return self.flow(ctx).sample()
+            y = self.flow.sample(1, context=ctx)[:, 0]
+        else:
+            y = self.flow(ctx).sample()
+        if self.affine is None:
+            return y
+        shift, log_scale = self.affine(sigma)
+        return (shift + torch.exp(log_scale) * y.reshape(y.shape[0], -1)).reshape(y.shape)
 
     def forward(
         self, sigma: float | Tensor = 0.0, validate_args: bool | None = None

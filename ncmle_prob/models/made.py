@@ -13,10 +13,23 @@ from .base import AutoregressiveModel
 from .embedding import NoiseEmbedding
 from .masked import ACTIVATIONS, MaskedLinear, MaskedMLP
 
-__all__ = ["MADE", "convert_legacy_state_dict", "is_legacy_state_dict"]
+__all__ = ["LAYOUTS", "MADE", "convert_legacy_state_dict", "is_legacy_state_dict"]
 
 #: Buffers that the nflows-based MADE (ncmle_prob 0.1) stored in its state dicts.
 _LEGACY_BUFFERS = (".mask", ".degrees")
+
+#: MADE's network layouts: name -> (σ-only hidden units of degree 0, σ in every residual block).
+#: Only ``"default"`` lets σ reach dimension 1; the others exist to load old checkpoints.
+LAYOUTS: dict[str, tuple[bool, bool]] = {
+    "default": (True, False),
+    "no_sigma_units": (False, False),  # ncmle_prob 0.1 after the own-network rewrite
+    "nflows": (False, True),  # the nflows-based MADE of ncmle_prob 0.1
+}
+
+_OLD_LAYOUT_NOTE = (
+    "{what} uses MADE layout {layout!r}, in which sigma does not reach dimension 1 "
+    "(p(x_1 | sigma) is one law at every sigma); retrain for the default layout"
+)
 
 
 def is_legacy_state_dict(state_dict: dict[str, Tensor], prefix: str = "") -> bool:
@@ -65,13 +78,13 @@ def convert_legacy_state_dict(
 
 
 def _legacy_message(model: MADE) -> str:
-    config = {k: v for k, v in model.config.items() if k != "legacy_layout"}
+    config = {k: v for k, v in model.config.items() if k != "layout"}
     args = ", ".join(f"{k}={v!r}" for k, v in config.items())
     return (
         "this state dict was written by the nflows-based MADE of ncmle_prob 0.1 (it stores "
-        "net.*.mask buffers), whose noise embedding enters every residual block; the current "
-        "default layout feeds it once. Build the model with legacy_layout=True and load it "
-        f"again (the conversion is then automatic): MADE({args}, legacy_layout=True)"
+        "net.*.mask buffers), whose noise embedding enters every residual block; this model's "
+        f"layout is {model.layout!r}. Build the model with layout='nflows' and load it again "
+        f"(the conversion is then automatic): MADE({args}, layout='nflows')"
     )
 
 
@@ -79,8 +92,11 @@ class MADE(AutoregressiveModel):
     r"""A noise-conditional MADE: ``model(sigma)`` returns :math:`p_\theta(\cdot \mid \sigma)`.
 
     The masked network is our own :class:`~ncmle_prob.models.masked.MaskedMLP`: hidden
-    degrees spread evenly over the inputs, σ's embedding added once to the first hidden
-    layer, residual blocks (or plain layers), masked weights cached outside training.
+    degrees spread evenly over ``0..D-1``, σ's embedding added once to the first hidden
+    layer, residual blocks (or plain layers), masked weights cached outside training. The
+    hidden units of degree 0 see σ alone: they are what makes :math:`p(x_1 \mid \sigma)`
+    depend on σ (whose variance must grow as :math:`\operatorname{Var}(x_1) + \sigma^2`
+    under noisy data); see :mod:`ncmle_prob.models.masked`.
     Optionally (``linear_skip=True``) a direct masked linear connection from the inputs to the
     location parameters (Germain et al., 2015) represents a linear-Gaussian autoregressive
     process exactly. Output ``i`` depends on ``x[:i]`` and σ only.
@@ -106,10 +122,13 @@ class MADE(AutoregressiveModel):
         linear_skip: add a strictly lower-triangular linear map of ``x`` (D × D) to every
             location parameter. Off by default: the D × D product costs 1.5-1.8x in
             ``log_prob`` at D = 784 with 256 hidden units (``benchmarks/README.md``).
-        legacy_layout: the layout of the nflows-based MADE of ncmle_prob 0.1 (σ's embedding
-            also enters every residual block), to load its checkpoints with identical
-            ``log_prob``; their state dicts are converted automatically by
-            ``load_state_dict``.
+        layout: ``"default"``, or an old layout kept to load old checkpoints with
+            identical ``log_prob`` (see :data:`LAYOUTS`): ``"no_sigma_units"`` (hidden
+            degrees over ``1..D-1``) and ``"nflows"`` (the nflows-based MADE of ncmle_prob
+            0.1: also σ's embedding in every residual block; its state dicts are converted
+            automatically by ``load_state_dict``). In both, σ does not reach dimension 1.
+            :func:`~ncmle_prob.training.load_model` picks the layout of a checkpoint itself.
+        legacy_layout: ``True`` is ``layout="nflows"``.
 
     Example:
         >>> _ = torch.manual_seed(0)
@@ -134,6 +153,7 @@ class MADE(AutoregressiveModel):
         dropout: float = 0.0,
         residual: bool = True,
         linear_skip: bool = False,
+        layout: str = "default",
         legacy_layout: bool = False,
     ) -> None:
         super().__init__()
@@ -147,9 +167,19 @@ class MADE(AutoregressiveModel):
             )
         if not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {sorted(LAYOUTS)}, got {layout!r}")
+        if legacy_layout:
+            if layout not in ("default", "nflows"):
+                raise ValueError(
+                    f"legacy_layout=True means layout='nflows'; got layout={layout!r} as well"
+                )
+            layout = "nflows"
+        sigma_units, every_block = LAYOUTS[layout]
+        self.layout = layout
         self.family = get_family(family, components=components, bins=bins)
         self.event_shape = torch.Size([features])
-        self.legacy_layout = bool(legacy_layout)
+        self.legacy_layout = every_block
         self.embedding = NoiseEmbedding(noise_features)
         self.net = MaskedMLP(
             features,
@@ -160,7 +190,8 @@ class MADE(AutoregressiveModel):
             residual=bool(residual),
             activation=activation,
             dropout=float(dropout),
-            context_every_block=self.legacy_layout,
+            context_every_block=every_block,
+            sigma_units=sigma_units,
         )
         self.skip: MaskedLinear | None = None
         if linear_skip:
@@ -179,18 +210,49 @@ class MADE(AutoregressiveModel):
             "dropout": float(dropout),
             "residual": bool(residual),
             "linear_skip": bool(linear_skip),
+            "layout": layout,
         }
-        if self.legacy_layout:  # absent by default: configs of default models are unchanged
-            self._config["legacy_layout"] = True
 
     @property
     def config(self) -> dict[str, Any]:
         """JSON-able constructor arguments: ``MADE(**model.config)`` rebuilds the model."""
         return dict(self._config)
 
+    @classmethod
+    def upgrade_config(
+        cls, config: dict[str, Any], state_dict: dict[str, Any]
+    ) -> tuple[dict[str, Any], str | None]:
+        """The config of a checkpoint in today's terms, and a note when its layout is old.
+
+        Configs written before ``layout`` existed name no layout: an nflows-era state dict
+        (it stores ``net.*.mask`` buffers) or ``legacy_layout=True`` means ``"nflows"``,
+        anything else ``"no_sigma_units"``. The weights are never changed here.
+
+        Example:
+            >>> MADE.upgrade_config({"features": 2}, {})
+            ({'features': 2, 'layout': 'no_sigma_units'}, "this checkpoint uses MADE layout 'no_sigma_units', in which sigma does not reach dimension 1 (p(x_1 | sigma) is one law at every sigma); retrain for the default layout")
+        """
+        out = {k: v for k, v in config.items() if k != "legacy_layout"}
+        if "layout" not in out:
+            legacy = config.get("legacy_layout") or is_legacy_state_dict(state_dict)
+            out["layout"] = "nflows" if legacy else "no_sigma_units"
+        elif config.get("legacy_layout"):
+            out["layout"] = "nflows"
+        note = None
+        if out["layout"] != "default":
+            note = _OLD_LAYOUT_NOTE.format(what="this checkpoint", layout=out["layout"])
+        return out, note
+
     def conditional_params(self, x: Tensor, sigma: Tensor) -> Tensor:
         """Raw family parameters, shape ``(N, D, num_params)``; row ``i`` sees ``x[:, :i]``."""
-        out = self.net(x, self.embedding(sigma)).view(
+        context = self.embedding(sigma)
+        if context.shape[-1] != self.net.context_layer.in_features:
+            raise ValueError(
+                f"the noise embedding returns {context.shape[-1]} features but this MADE's "
+                f"network takes {self.net.context_layer.in_features} (noise_features); build "
+                "the model with the embedding's size instead of replacing model.embedding"
+            )
+        out = self.net(x, context).view(
             x.shape[0], self.event_shape[0], self.family.num_params
         )
         if self.skip is not None:
@@ -252,4 +314,5 @@ class MADE(AutoregressiveModel):
         )
 
     def extra_repr(self) -> str:
-        return f"features={self.event_shape[0]}, family={self.family!r}"
+        layout = "" if self.layout == "default" else f", layout={self.layout!r}"
+        return f"features={self.event_shape[0]}, family={self.family!r}{layout}"

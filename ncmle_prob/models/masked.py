@@ -1,17 +1,26 @@
 r"""A masked autoregressive MLP of our own (the network inside :class:`~ncmle_prob.models.MADE`).
 
-Every unit has a *degree*: input ``j`` has degree ``j`` (1-based), hidden units have degrees
-spread evenly over ``1..D-1`` (``round(linspace(1, D-1, H))``, as Pyro's MADE; with fewer
-hidden units than inputs every output still sees all of its predecessors), and the outputs of
-dimension ``i`` have degree ``i``. A hidden unit of degree ``m`` sees the units of degree
-``<= m`` of the layer below; an output of degree ``i`` sees hidden units of degree ``< i``:
+Every unit has a *degree*: input ``j`` has degree ``j`` (1-based) and the outputs of dimension
+``i`` have degree ``i``. A hidden unit of degree ``m`` sees the units of degree ``<= m`` of the
+layer below; an output of degree ``i`` sees hidden units of degree ``< i``:
 
 .. math::
 
     M^{\text{hidden}}_{kj} = [m_k \ge m_j], \qquad M^{\text{out}}_{ik} = [i > m_k],
 
-so output ``i`` depends on ``x_{<i}`` only. The noise level enters **once**: its embedding
-``e(σ)`` is mapped by one linear layer into the first hidden pre-activation,
+so output ``i`` depends on ``x_{<i}`` only. Hidden degrees are spread evenly over
+``0..D-1`` (:func:`hidden_degrees`): the units of **degree 0 see no input, only the noise
+level**, and they are the only units the outputs of dimension 1 see. Without them (degrees over
+``1..D-1``, the layout of ncmle_prob 0.1 and of nflows' and Pyro's MADE) the parameters of
+dimension 1 are the output layer's bias, a constant, so :math:`p(x_1 \mid \sigma)` would be
+one law at every σ. Under the noisy data law :math:`q_\sigma = q * \mathcal N(0, \sigma^2 I)`
+the first marginal's variance is :math:`\operatorname{Var}_q(x_1) + \sigma^2`, so such a
+network cannot fit the family (and its error leaks into the later conditionals, which must
+absorb the wrong first marginal). The degree-0 units are the context's own inputs, as zuko and
+FlowJAX wire a conditioning variable.
+
+The noise level enters **once**: its embedding ``e(σ)`` is mapped by one linear layer into the
+first hidden pre-activation,
 
 .. math::
 
@@ -19,11 +28,14 @@ so output ``i`` depends on ``x_{<i}`` only. The noise level enters **once**: its
     h_{b+1} = h_b + (W_{b,2} \odot M)\, \phi\big((W_{b,1} \odot M)\, h_b\big), \qquad
     y = (W_f \odot M_f)\, h_B + b_f
 
+(the degree-0 rows of :math:`W_0 \odot M_0` are zero: those units are functions of σ alone),
 with residual blocks (one activation per block, the last layer of each block initialised near
 zero), or :math:`h_{b+1} = \phi((W_b \odot M) h_b)` with plain layers (then
 :math:`h_0 \leftarrow \phi(h_0)`). ``context_every_block=True`` is the layout of the
 nflows-based MADE of ncmle_prob 0.1 (σ's embedding also enters every residual block,
-pre-activation blocks with two activations), kept to load its checkpoints.
+pre-activation blocks with two activations), kept to load its checkpoints;
+``sigma_units=False`` spreads the hidden degrees over ``1..D-1`` (no degree-0 units), the layout
+of both old formats, kept only to load their checkpoints with identical densities.
 
 Masked weights :math:`W \odot M` are recomputed on every call while training or while autograd
 may need their gradient; otherwise (``eval()`` under ``no_grad``, or frozen weights) they are
@@ -40,7 +52,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["ACTIVATIONS", "MaskedLinear", "MaskedMLP", "spread_degrees"]
+__all__ = ["ACTIVATIONS", "MaskedLinear", "MaskedMLP", "hidden_degrees", "spread_degrees"]
 
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "relu": F.relu,
@@ -51,8 +63,28 @@ ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
 }
 
 
+def hidden_degrees(features: int, hidden: int) -> Tensor:
+    """Hidden degrees spread evenly over ``0..D-1``, non-decreasing:
+    ``round(linspace(0, D-1, H))``.
+
+    Degrees ``1..D-2`` get about ``(H-1)/(D-1)`` units each and the two ends half as many; the
+    units of degree 0 see only the noise level (they are all that dimension 1's outputs see),
+    and the last degree is ``D-1``, so dimension ``D`` sees all its predecessors even when
+    ``H < D``. With ``H < D`` some middle degrees are skipped, and an output then sees only the
+    predecessors up to the largest hidden degree below its own.
+
+    Example:
+        >>> hidden_degrees(3, 7)
+        tensor([0, 0, 1, 1, 1, 2, 2])
+        >>> hidden_degrees(1, 3)
+        tensor([0, 0, 0])
+    """
+    return torch.linspace(0, features - 1, hidden).round().long()
+
+
 def spread_degrees(features: int, hidden: int) -> Tensor:
-    """Hidden degrees spread evenly over ``1..D-1`` (all 0 when ``D = 1``), non-decreasing.
+    """Hidden degrees spread evenly over ``1..D-1`` (all 0 when ``D = 1``), non-decreasing:
+    the layout without σ-only units (``sigma_units=False``), kept for old checkpoints.
 
     Example:
         >>> spread_degrees(5, 6)
@@ -160,6 +192,9 @@ class MaskedMLP(nn.Module):
         activation: a name of :data:`ACTIVATIONS`.
         dropout: dropout probability after each block's activation.
         context_every_block: the nflows-era layout (see the module docstring).
+        sigma_units: hidden degrees over ``0..D-1``, so that units of degree 0 carry σ to
+            dimension 1 (:func:`hidden_degrees`); ``False`` is the old layout
+            (:func:`spread_degrees`), in which dimension 1 ignores σ.
 
     Example:
         >>> net = MaskedMLP(3, 8, context_features=2, num_blocks=1, output_multiplier=2)
@@ -178,6 +213,7 @@ class MaskedMLP(nn.Module):
         activation: str = "elu",
         dropout: float = 0.0,
         context_every_block: bool = False,
+        sigma_units: bool = True,
     ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
@@ -189,7 +225,10 @@ class MaskedMLP(nn.Module):
         self.activation = ACTIVATIONS[activation]
         self.dropout = float(dropout)
         inputs = torch.arange(1, features + 1)
-        hidden = spread_degrees(features, hidden_features)
+        self.sigma_units = bool(sigma_units)
+        hidden = (hidden_degrees if self.sigma_units else spread_degrees)(
+            features, hidden_features
+        )
         # The nflows layout has a bias in the first layer; ours folds it into the context's.
         self.initial_layer = MaskedLinear(inputs, hidden, strict=False, bias=self.legacy)
         self.context_layer = nn.Linear(context_features, hidden_features)

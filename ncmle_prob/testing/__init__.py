@@ -42,6 +42,7 @@ from .properties import (
     check_validation,
     gof_pvalues,
 )
+from .reach import check_sigma_reach, sigma_reach
 from .spec import Example, Factory, raises
 from .suite import CHECKS, check_distribution, checks_for
 
@@ -69,9 +70,11 @@ __all__ = [
     "check_serialization",
     "check_shapes",
     "check_sigma_binding",
+    "check_sigma_reach",
     "check_support_constraint",
     "check_validation",
     "checks_for",
     "gof_pvalues",
     "raises",
+    "sigma_reach",
 ]

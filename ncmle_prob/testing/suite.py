@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 
 import torch
 
-from . import contracts, properties
+from . import contracts, properties, reach
 from .spec import Example, Factory
 
 __all__ = ["CHECKS", "check_distribution", "checks_for"]
@@ -34,6 +34,7 @@ CHECKS: dict[str, Check] = {
     "predictive": contracts.check_predictive_shapes,
     "sigma_binding": contracts.check_sigma_binding,
     "positive_transform": contracts.check_positive_transform,
+    "sigma_reach": reach.check_sigma_reach,
 }
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from .checkpoint import (
     Checkpoint,
     CheckpointError,
+    OldLayoutWarning,
     atomic_write,
     load_checkpoint,
     load_model,
@@ -43,6 +44,7 @@ __all__ = [
     "History",
     "NoisedNLL",
     "NonFiniteLossError",
+    "OldLayoutWarning",
     "Trainer",
     "atomic_write",
     "draw_noise",

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ __all__ = [
     "FORMAT",
     "Checkpoint",
     "CheckpointError",
+    "OldLayoutWarning",
     "atomic_write",
     "build_model",
     "load_checkpoint",
@@ -242,12 +244,18 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
         raise CheckpointError(f"{path} is a damaged ncmle_prob checkpoint: {_first_line(e)}") from e
 
 
-def _comparable(config: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A model config without the keys that only say how weights are laid out (MADE's
-    ``legacy_layout``): a checkpoint of the nflows-era MADE fits ``MADE(legacy_layout=True)``."""
-    if config is None:
-        return None
-    return {k: v for k, v in config.items() if k != "legacy_layout"}
+def _upgraded(ckpt: Checkpoint) -> tuple[dict[str, Any] | None, str | None]:
+    """The checkpoint's model config in today's terms (the model class's ``upgrade_config``
+    hook, e.g. MADE's layout of old checkpoints), and the hook's note, if any."""
+    if ckpt.model_config is None or ckpt.model_class is None:
+        return ckpt.model_config, None
+    from .. import models
+
+    cls = getattr(models, ckpt.model_class, None)
+    hook = getattr(cls, "upgrade_config", None)
+    if hook is None:
+        return ckpt.model_config, None
+    return hook(dict(ckpt.model_config), ckpt.model)
 
 
 def _is_legacy_made(ckpt: Checkpoint) -> bool:
@@ -258,7 +266,8 @@ def _is_legacy_made(ckpt: Checkpoint) -> bool:
 
 def _as_current_layout(ckpt: Checkpoint, model: nn.Module) -> dict[str, Any]:
     """The checkpoint's weights as ``model`` stores them (an nflows-era MADE state dict is
-    converted for a ``legacy_layout`` model, and refused with the conversion hint otherwise)."""
+    converted for a ``layout="nflows"`` model, and refused with the conversion hint
+    otherwise)."""
     if not _is_legacy_made(ckpt):
         return ckpt.model
     from ..models.made import convert_legacy_state_dict
@@ -277,13 +286,14 @@ def check_compatible(ckpt: Checkpoint, model: nn.Module) -> None:
             raise CheckpointError(
                 f"{ckpt.path} holds a {ckpt.model_class}, not a {model_class}"
             )
-        if _comparable(ckpt.model_config) != _comparable(config):
+        theirs_config = _upgraded(ckpt)[0]
+        if theirs_config != config:
             diff = sorted(
-                k for k in set(config) | set(ckpt.model_config or {})
-                if (ckpt.model_config or {}).get(k) != config.get(k)
+                k for k in set(config) | set(theirs_config or {})
+                if (theirs_config or {}).get(k) != config.get(k)
             )
             shown = ", ".join(
-                f"{k}={(ckpt.model_config or {}).get(k)!r} (model: {config.get(k)!r})" for k in diff
+                f"{k}={(theirs_config or {}).get(k)!r} (model: {config.get(k)!r})" for k in diff
             )
             raise CheckpointError(f"{ckpt.path} was saved for another {model_class}: {shown}")
     own = model.state_dict()
@@ -300,6 +310,21 @@ def check_compatible(ckpt: Checkpoint, model: nn.Module) -> None:
             f"{ckpt.path} does not fit this model: {k} has shape {tuple(theirs[k].shape)} in the "
             f"checkpoint, {tuple(own[k].shape)} in the model"
         )
+
+
+class OldLayoutWarning(UserWarning):
+    """A checkpoint was written in a model layout kept only for loading (e.g. a MADE whose
+    first dimension does not see σ)."""
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """One one-line warning per message and process."""
+    if message not in _warned:
+        _warned.add(message)
+        warnings.warn(message, OldLayoutWarning, stacklevel=3)
 
 
 def load_model(
@@ -326,10 +351,10 @@ def load_model(
             raise CheckpointError(
                 f"{path} has no model config; build the model yourself and pass it as model="
             )
-        config = dict(ckpt.model_config)
-        if _is_legacy_made(ckpt):  # written by the nflows-based MADE of ncmle_prob 0.1
-            config["legacy_layout"] = True
-        model = build_model(ckpt.model_class, config)
+        config, note = _upgraded(ckpt)
+        if note is not None:
+            _warn_once(f"{path}: {note}")
+        model = build_model(ckpt.model_class, config)  # type: ignore[arg-type]
     check_compatible(ckpt, model)
     state = ckpt.ema if (ema and ckpt.ema is not None) else ckpt.model
     model.load_state_dict(state)
