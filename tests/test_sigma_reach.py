@@ -123,7 +123,7 @@ def test_bad_sigma_embeddings_get_clear_errors() -> None:
         return Flow(MaskedAffineAutoregressiveTransform(2, 8, context_features=5),
                     StandardNormal([2]))
 
-    with pytest.raises(ValueError, match="context of 9 features .*context_features"):
+    with pytest.raises(ValueError, match=r"context of 9 features .*context_features"):
         NoiseConditionalFlow(maf(), (2,), NoiseEmbedding(9))
 
     class LogSigma(nn.Module):

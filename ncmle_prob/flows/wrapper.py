@@ -153,7 +153,8 @@ class NoiseConditionalFlow(NoiseConditionalModel):
                     f"N = 2 it returned shape {tuple(ctx.shape)}"
                 )
             if not bool(torch.isfinite(ctx).all()):
-                bad = [float(s) for s, row in zip(sigma, ctx) if not bool(torch.isfinite(row).all())]
+                finite = torch.isfinite(ctx).all(-1).tolist()
+                bad = [float(s) for s, ok in zip(sigma, finite) if not ok]
                 raise ValueError(
                     f"embedding returns non-finite values at sigma = {bad} (sigma = 0 must be "
                     "embedded too, e.g. ncmle_prob.models.NoiseEmbedding)"

@@ -229,8 +229,11 @@ class MADE(AutoregressiveModel):
         anything else ``"no_sigma_units"``. The weights are never changed here.
 
         Example:
-            >>> MADE.upgrade_config({"features": 2}, {})
-            ({'features': 2, 'layout': 'no_sigma_units'}, "this checkpoint uses MADE layout 'no_sigma_units', in which sigma does not reach dimension 1 (p(x_1 | sigma) is one law at every sigma); retrain for the default layout")
+            >>> config, note = MADE.upgrade_config({"features": 2}, {})
+            >>> config
+            {'features': 2, 'layout': 'no_sigma_units'}
+            >>> "does not reach dimension 1" in note
+            True
         """
         out = {k: v for k, v in config.items() if k != "legacy_layout"}
         if "layout" not in out:
