@@ -42,6 +42,7 @@ from .properties import (
     check_validation,
     gof_pvalues,
 )
+from .learnability import SIGMAS, FitReport, fit_report, train_on_oracle
 from .reach import check_sigma_reach, sigma_reach
 from .spec import Example, Factory, raises
 from .suite import CHECKS, check_distribution, checks_for
@@ -49,6 +50,8 @@ from .suite import CHECKS, check_distribution, checks_for
 __all__ = [
     "CHECKS",
     "GOF_ALPHA",
+    "SIGMAS",
+    "FitReport",
     "NN_ALPHA",
     "Example",
     "Factory",
@@ -74,7 +77,9 @@ __all__ = [
     "check_support_constraint",
     "check_validation",
     "checks_for",
+    "fit_report",
     "gof_pvalues",
     "raises",
     "sigma_reach",
+    "train_on_oracle",
 ]
