@@ -26,6 +26,7 @@ from .contracts import (
     check_sigma_binding,
     check_support_constraint,
 )
+from .learnability import SIGMAS, FitReport, fit_report, train_on_oracle
 from .properties import (
     GOF_ALPHA,
     NN_ALPHA,
@@ -42,7 +43,6 @@ from .properties import (
     check_validation,
     gof_pvalues,
 )
-from .learnability import SIGMAS, FitReport, fit_report, train_on_oracle
 from .reach import check_sigma_reach, sigma_reach
 from .spec import Example, Factory, raises
 from .suite import CHECKS, check_distribution, checks_for
@@ -50,11 +50,11 @@ from .suite import CHECKS, check_distribution, checks_for
 __all__ = [
     "CHECKS",
     "GOF_ALPHA",
-    "SIGMAS",
-    "FitReport",
     "NN_ALPHA",
+    "SIGMAS",
     "Example",
     "Factory",
+    "FitReport",
     "check_at",
     "check_denoise",
     "check_distribution",

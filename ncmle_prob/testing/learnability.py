@@ -27,7 +27,7 @@ from ..divergences import kl_divergence_mc
 from ..models.base import NoiseConditionalModel
 from ..objectives import NoiseLevelPrior, ncmle_loss
 
-__all__ = ["FitReport", "SIGMAS", "fit_report", "train_on_oracle"]
+__all__ = ["SIGMAS", "FitReport", "fit_report", "train_on_oracle"]
 
 #: The noise levels every learnability report covers.
 SIGMAS = (0.0, 0.1, 0.3, 1.0)
