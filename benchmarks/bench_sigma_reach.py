@@ -6,6 +6,10 @@ units, NCMLE with the default noise-level prior, fresh oracle draws every step; 
 the exact KL(q_σ ‖ p_θ(·|σ)) by Monte Carlo with its standard error.
 
     python benchmarks/bench_sigma_reach.py --steps 2000 --out benchmarks/results/sigma_reach.json
+
+``--speed`` times instead ``log_prob`` and ``score`` of the two layouts at matched depth (same
+shapes, so the same arithmetic), interleaved in one process: the ratio old / new per size,
+median over rounds.
 """
 
 from __future__ import annotations
@@ -27,14 +31,47 @@ def oracle() -> NoisyGaussian:
     return NoisyGaussian(torch.tensor([0.3, -0.2, 0.1]), corr * std[:, None] * std[None, :])
 
 
+def speed(rounds: int = 7) -> None:
+    """Median time ratio old layout / new layout (> 1: the new one is faster)."""
+    import statistics
+
+    for d, h, b in [(64, 256, 1024), (196, 512, 256), (784, 1024, 256)]:
+        x = torch.randn(b, d)
+        sig = torch.rand(b)
+        models = {lay: MADE(d, h, layout=lay).eval() for lay in ("no_sigma_units", "default")}
+        for lay in models:
+            models[lay].load_state_dict(models["default"].state_dict())
+        times: dict[str, dict[str, list[float]]] = {k: {"log_prob": [], "score": []}
+                                                    for k in models}
+        for _ in range(rounds):
+            for lay, m in models.items():
+                dist = m()
+                with torch.no_grad():
+                    t0 = time.perf_counter()
+                    dist.log_prob(x, sig)
+                    times[lay]["log_prob"].append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                dist.score(x, sig)
+                times[lay]["score"].append(time.perf_counter() - t0)
+        for what in ("log_prob", "score"):
+            old = statistics.median(times["no_sigma_units"][what])
+            new = statistics.median(times["default"][what])
+            print(f"D={d} H={h} B={b} {what}: old {old * 1e3:.2f} ms, new {new * 1e3:.2f} ms, "
+                  f"old/new {old / new:.3f}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--families", default="gaussian,gaussian_mixture")
     ap.add_argument("--layouts", default="no_sigma_units,default")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--speed", action="store_true", help="time the layouts instead")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.speed:
+        speed()
+        return
     q = oracle()
     rows = []
     for family in args.families.split(","):
