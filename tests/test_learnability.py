@@ -20,6 +20,8 @@ Tolerances, and why they hold:
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from nflows.distributions import StandardNormal
@@ -124,3 +126,85 @@ def test_the_old_layout_fails_the_same_test() -> None:
     bad = _failures(model, oracle)
     assert any(b.startswith("sigma=1.0 dim 0: Var") for b in bad), bad
     assert any(b.startswith("sigma=1.0: KL") for b in bad), bad
+
+
+# ---------------------------------------------------------------------------- PixelCNN++
+class GridOracle:
+    """A correlated law on the grid of a 1×2×2 image with 3 levels {-1, 0, 1}, and its noisy
+    laws q_σ = Σ_g π_g N(g, σ² I): exact log masses at σ = 0, exact log densities (a
+    log-sum-exp over the 81 grid points) for σ > 0, exact moments."""
+
+    event_shape = torch.Size([1, 2, 2])
+
+    def __init__(self) -> None:
+        levels = torch.tensor([-1.0, 0.0, 1.0])
+        self.points = torch.cartesian_prod(*[levels] * 4)  # (81, 4)
+        prec = torch.tensor([[2.0, -1.2, -1.0, 0.3], [-1.2, 2.5, 0.4, -1.0],
+                             [-1.0, 0.4, 2.2, -1.1], [0.3, -1.0, -1.1, 2.4]])
+        centred = self.points - torch.tensor([0.2, -0.1, 0.0, 0.3])
+        logits = -0.5 * ((centred @ prec) * centred).sum(-1)
+        self.log_weights = logits - torch.logsumexp(logits, 0)
+        w = self.log_weights.exp()
+        self.mean = w @ self.points
+        self.clean_var = w @ (self.points - self.mean) ** 2
+        self.device = torch.device("cpu")
+        self.sigma = 0.0
+
+    def at(self, sigma: float) -> GridOracle:
+        new = GridOracle.__new__(GridOracle)
+        new.__dict__.update(self.__dict__, sigma=float(sigma))
+        return new
+
+    def sample(self, shape: tuple[int, ...], generator: torch.Generator | None = None):
+        n = shape[0]
+        idx = torch.multinomial(self.log_weights.exp(), n, replacement=True, generator=generator)
+        x = self.points[idx] + self.sigma * torch.randn(n, 4, generator=generator)
+        return x.reshape(n, 1, 2, 2)
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(-1, 1, 4)
+        sq = ((flat - self.points) ** 2).sum(-1)
+        s2 = self.sigma**2
+        return torch.logsumexp(self.log_weights - 0.5 * sq / s2, -1) - 2 * math.log(2 * math.pi * s2)
+
+
+@pytest.mark.slow
+def test_pixelcnnpp_learns_a_grid_oracle_at_every_sigma() -> None:
+    """PixelCNN++ (8 filters, 1 resnet, 3 components, 3 levels) trained by NCMLE on a
+    correlated 1×2×2 grid law. At σ = 0 the KL is exact (81 grid points, the model's log
+    masses); at σ > 0 by Monte Carlo with the oracle's exact noisy density (20 000 draws,
+    standard error < 0.01 nats). Per-pixel moments of 20 000 ancestral draws within 25 % (Var)
+    and 0.2 standard deviations (mean): Monte Carlo ≈ 1 %, the rest is what a short run
+    leaves."""
+    from ncmle_prob.models import PixelCNNPP
+
+    oracle = GridOracle()
+    torch.manual_seed(0)
+    model = PixelCNNPP((1, 2, 2), filters=8, resnets=1, components=3, bins=3)
+    train_on_oracle(model, oracle, steps=STEPS, seed=0)  # type: ignore[arg-type]
+    gen = torch.Generator().manual_seed(1)
+    bad = []
+    with torch.no_grad():
+        grid = oracle.points.reshape(-1, 1, 2, 2)
+        p0 = model(0.0).log_prob(grid)
+        kl0 = float((oracle.log_weights.exp() * (oracle.log_weights - p0)).sum())
+        if not kl0 < KL_MAX:
+            bad.append(f"sigma=0: KL {kl0:.3f}")
+        for s in (0.0, 0.1, 0.3, 1.0):
+            q = oracle.at(s)
+            if s > 0:
+                x = q.sample((20000,), generator=gen)
+                kl = float((q.log_prob(x) - model(s).log_prob(x)).mean())
+                if not kl < KL_MAX:
+                    bad.append(f"sigma={s}: KL {kl:.3f}")
+            draws = model(s).sample((20000,), generator=gen).reshape(-1, 4)
+            var, true_var = draws.var(0), oracle.clean_var + s * s
+            sd = true_var.sqrt()
+            for i in range(4):
+                if not abs(float(var[i] / true_var[i]) - 1) < VAR_RTOL:
+                    bad.append(f"sigma={s} pixel {i}: Var {float(var[i]):.3f} vs "
+                               f"{float(true_var[i]):.3f}")
+                if not abs(float(draws[:, i].mean() - oracle.mean[i])) < MEAN_ATOL_SD * sd[i]:
+                    bad.append(f"sigma={s} pixel {i}: mean {float(draws[:, i].mean()):.3f} vs "
+                               f"{float(oracle.mean[i]):.3f}")
+    assert not bad, bad
