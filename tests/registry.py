@@ -218,3 +218,32 @@ EXAMPLES += [
     Example("composed-oracle-mixture-2d-affine", _composed_oracle(2, [0.2, 0.6]), dim=2),
     Example("composed-made-2d-affine", _composed_made(0.3), dim=2),
 ]
+
+
+# NCMLE for other libraries' flows: an nflows MAF whose context is σ's embedding, on a
+# noise-conditional base (NflowsBase) that carries σ too, through NoiseConditionalFlow's
+# NoiseAffine output map (σ reaches every dimension: check "sigma_reach").
+def _nflows_flow(sigma: list[float]) -> Callable[
+    [torch.dtype, torch.device], NoiseConditionalDistribution
+]:
+    def make(dtype: torch.dtype, device: torch.device) -> NoiseConditionalDistribution:
+        from nflows.flows import Flow
+        from nflows.transforms import MaskedAffineAutoregressiveTransform
+
+        from ncmle_prob.flows import NflowsBase, NoiseConditionalFlow, SigmaEmbeddingNet
+        from ncmle_prob.models import NoiseEmbedding
+
+        def build() -> NoiseConditionalFlow:
+            emb = SigmaEmbeddingNet(NoiseEmbedding(9))
+            kw = {"dtype": dtype, "device": device}  # a parameter-free base: built in place
+            base = NflowsBase(NoisyGaussian(torch.zeros(2, **kw), torch.eye(2, **kw)))
+            transform = MaskedAffineAutoregressiveTransform(2, 8, context_features=emb.num_features)
+            return NoiseConditionalFlow(Flow(transform, base, emb), (2,))
+
+        model = seeded(6, build).to(device=device, dtype=dtype)
+        return model(_sigma(sigma, dtype, device))
+
+    return make
+
+
+EXAMPLES.append(Example("flow-nflows-maf-2d", _nflows_flow([0.0, 0.3, 1.0]), dim=2))

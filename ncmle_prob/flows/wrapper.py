@@ -163,7 +163,13 @@ class NoiseConditionalFlow(NoiseConditionalModel):
                 self.flow_log_prob(
                     torch.zeros((2, *self.event_shape), dtype=dtype, device=device), sigma
                 )
+            except TypeError:
+                # A dtype or device mismatch (e.g. a parameter-free float64 base beside
+                # float32 weights) is settled by the caller's .to(); not an embedding error.
+                pass
             except RuntimeError as e:
+                if "shape" not in str(e) and "size" not in str(e):
+                    raise
                 raise ValueError(
                     f"the flow does not accept the context: a context of {ctx.shape[1]} "
                     f"features (from {'the embedding' if self.embedding is not None else 'sigma'}"
