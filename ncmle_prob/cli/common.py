@@ -184,6 +184,8 @@ def check_figure_file(flag: str, path: str | os.PathLike[str]) -> Path:
         ncmle_prob.cli.common.CLIError: --out samples.gif: unsupported figure format '.gif'; ...
     """
     p = Path(path)
+    if p.is_dir():
+        return check_output_file(flag, p)  # raises: a folder
     if p.suffix.lower() not in FIGURE_FORMATS:
         what = f"format {p.suffix!r}" if p.suffix else "file name without an extension"
         raise CLIError(f"{flag} {p}: unsupported figure {what}; the extension must be one of "
