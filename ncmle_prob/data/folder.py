@@ -48,7 +48,7 @@ def _size_arg(size: int | Sequence[int] | None) -> tuple[int, int] | None:
 
 
 def block_mean_levels(levels: np.ndarray, factor: tuple[int, int]) -> np.ndarray:
-    """Shrinks 8-bit images ``(H, W)`` or ``(H, W, C)`` by averaging ``fh x fw`` blocks.
+    r"""Shrinks 8-bit images ``(H, W)`` or ``(H, W, C)`` by averaging ``fh x fw`` blocks.
 
     Each output level is the block's mean rounded half up, :math:`\lfloor (\sum v + n/2) / n
     \rfloor` for blocks of ``n`` pixels: for a factor 2 exactly how ``mnist14`` is made from
