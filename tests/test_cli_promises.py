@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from test_cli_errors import ROOT, assert_one_line_error, ncmle, snapshot
 
 

@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from test_cli_errors import assert_one_line_error, ncmle, snapshot
 
 TINY = ("--hidden", "16", "--blocks", "1", "--quiet")
@@ -183,6 +182,12 @@ def test_small_folder_caps_the_batch_and_works_from_elsewhere(tmp_path: Path) ->
     assert_one_line_error(r, "was trained on --data folder:", "pass --data SPEC")
     r = ncmle("evaluate", str(ckpt), "--plot", "", "--sigmas", "0", "--data",
               f"folder:{tmp_path / 'a' / 'moved'}", cwd=elsewhere)
+    assert r.returncode == 0, r.stderr
+    restore = ("restore", "--task", "denoise", "--checkpoint", str(ckpt), "--input", "test:0",
+               "--corrupt", "--num-samples", "2", "--warmup", "2", "--out", "r.png")
+    r = ncmle(*restore, cwd=elsewhere)
+    assert_one_line_error(r, "was trained on --data folder:", "pass --data SPEC")
+    r = ncmle(*restore, "--data", f"folder:{tmp_path / 'a' / 'moved'}", cwd=elsewhere)
     assert r.returncode == 0, r.stderr
 
 
