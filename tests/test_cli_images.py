@@ -100,7 +100,7 @@ def test_evaluate_bits_per_dim_metrics_json_and_table(run_dir: Path, tmp_path: P
     table = md.read_text()
     assert "| model | σ=0 | σ=0.1 |" in table
     assert f"| run | {got['0.0']:.4f} | {got['0.1']:.4f} |" in table
-    assert "| run | ancestral |" in table and "fcd floor" in table
+    assert "| run | ancestral |" in table and "FCD floor" in table and "KID (raw MMD²)" in table
     out = capsys.readouterr().out
     assert "run / ancestral: FCD" in out and "floor" in out
 

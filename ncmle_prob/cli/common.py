@@ -19,11 +19,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DATASETS",
+    "FIGURE_FORMATS",
     "CLIError",
     "HelpFormatter",
     "Parser",
     "RunData",
     "check_data_args",
+    "check_figure_file",
     "check_output_dir",
     "check_output_file",
     "decay",
@@ -151,6 +153,44 @@ def _check_parents(flag: str, path: Path) -> None:
         raise CLIError(f"{flag} {path}: {parent} is a file, not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise CLIError(f"{flag} {path}: no permission to write in {parent}")
+    _probe(flag, path, parent)
+
+
+def _probe(flag: str, path: Path, folder: Path) -> None:
+    """Creates and removes a file in ``folder``: permissions alone do not tell (``/proc``,
+    read-only mounts, running as root)."""
+    probe = folder / f".ncmle-probe-{os.getpid()}-{id(path):x}.tmp"
+    try:
+        fd = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except OSError as e:
+        raise CLIError(f"{flag} {path}: cannot write in {folder} "
+                       f"({e.strerror or type(e).__name__})") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+#: figure formats ``--out``/``--plot`` write, by file extension (matplotlib's Agg writers)
+FIGURE_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".pdf": "pdf", ".svg": "svg"}
+
+
+def check_figure_file(flag: str, path: str | os.PathLike[str]) -> Path:
+    """:func:`check_output_file` for a figure: its extension must name a format we write.
+
+    Example:
+        >>> from ncmle_prob.cli.common import check_figure_file
+        >>> check_figure_file("--out", "samples.gif")
+        Traceback (most recent call last):
+        ...
+        ncmle_prob.cli.common.CLIError: --out samples.gif: unsupported figure format '.gif'; ...
+    """
+    p = Path(path)
+    if p.is_dir():
+        return check_output_file(flag, p)  # raises: a folder
+    if p.suffix.lower() not in FIGURE_FORMATS:
+        what = f"format {p.suffix!r}" if p.suffix else "file name without an extension"
+        raise CLIError(f"{flag} {p}: unsupported figure {what}; the extension must be one of "
+                       f"{', '.join(FIGURE_FORMATS)}")
+    return check_output_file(flag, p)
 
 
 def check_output_file(flag: str, path: str | os.PathLike[str]) -> Path:
@@ -170,6 +210,8 @@ def check_output_file(flag: str, path: str | os.PathLike[str]) -> Path:
     if p.exists() and not os.access(p, os.W_OK):
         raise CLIError(f"{flag} {p}: the file exists and is not writable")
     _check_parents(flag, p)
+    if p.parent.is_dir():
+        _probe(flag, p, p.parent)
     return p
 
 

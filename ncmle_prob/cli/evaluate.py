@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ from .common import (
     CLIError,
     HelpFormatter,
     check_data_args,
+    check_figure_file,
     check_output_file,
     load_run_data,
     nonnegative_int,
@@ -25,10 +27,18 @@ from .images import (
     add_image_data_args,
     check_data_spec,
     check_event_shape,
+    checkpoint_data_error,
     load_image_data,
     spec_from_meta,
 )
-from .report import SAMPLE_METRICS, format_metrics, format_table, markdown_tables
+from .report import (
+    SAMPLE_METRICS,
+    format_metrics,
+    format_table,
+    half_bin_note,
+    markdown_tables,
+    noisy_levels_warning,
+)
 
 if TYPE_CHECKING:
     from torch import Tensor, nn
@@ -71,10 +81,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--sigmas", default="0,0.02,0.05,0.1,0.2,0.3,0.5", help="σ list")
     p.add_argument("--test-size", type=positive_int, default=None, metavar="N",
                    help="use the first N test images only (default: all)")
-    p.add_argument("--plot", default="robustness.png", help="PNG path ('' for none)")
+    p.add_argument("--plot", default="robustness.png",
+                   help="figure path, .png, .jpg/.jpeg, .pdf or .svg ('' for none)")
     p.add_argument("--metric-samples", type=nonnegative_int, default=100, metavar="N",
                    help="image data: samples per model and sampler for the metrics (0: skip; at "
-                        "most half the test images)")
+                        "most half the test images: a larger N is capped, with a note)")
     p.add_argument("--metrics", default=None,
                    help="comma-separated sample metrics of " + ", ".join(SAMPLE_METRICS)
                         + " (default: fcd,kid where a shipped classifier exists)")
@@ -209,8 +220,31 @@ def _load_data(args: argparse.Namespace, paths: list[str]) -> Any:
         channels = args.channels
     shapes = {tuple(m.get("event_shape") or ()) for m in metas}
     flatten = all(len(s) == 1 for s in shapes)
-    return load_image_data(name, data_dir=directory, bins=bins, size=size, channels=channels,
-                           resize=args.resize or kw["resize"], flatten=flatten, train=False)
+    try:
+        return load_image_data(name, data_dir=directory, bins=bins, size=size,
+                               channels=channels, resize=args.resize or kw["resize"],
+                               flatten=flatten, train=False)
+    except CLIError as e:
+        if args.data is None:
+            raise checkpoint_data_error(e, name, paths[0]) from e
+        raise
+
+
+def _requantise_note(data: Any) -> None:
+    """Says when the data are re-quantised to the checkpoints' grid (trained with ``--bins``)."""
+    from .images import ImageRun, native_bins
+
+    if isinstance(data, ImageRun):
+        native = data.meta.get("data_bins")
+        if native == data.bins:
+            native = native_bins(check_data_spec(data.spec, None))
+    else:
+        native = native_bins(data.name)
+    if native is not None and data.bins is not None and native != data.bins:
+        name = data.spec if isinstance(data, ImageRun) else data.name
+        say(f"note: --data {name} comes on {native} levels; re-quantised to the checkpoints' "
+            f"{data.bins} (they were trained with --bins {data.bins}), so bits/dim and metrics "
+            f"are of the {data.bins}-level data")
 
 
 def evaluate_checkpoints(
@@ -221,15 +255,20 @@ def evaluate_checkpoints(
     data."""
 
     from ..metrics import SHIPPED
-    from ..training import evaluate_bits_per_dim, load_model, resolve_device
+    from ..training import evaluate_bits_per_dim, load_checkpoint, load_model, resolve_device
     from .images import ImageRun
 
     paths = args.checkpoints
     data = _load_data(args, paths)
+    _requantise_note(data)
     image = isinstance(data, ImageRun)
     dev = resolve_device(args.device)
     models: dict[str, Any] = {}
     for path, label in zip(paths, labels):  # load and check every model before any work
+        ck = load_checkpoint(path)
+        warning = noisy_levels_warning(ck.train_config, ck.meta, samplers)
+        if warning and (metrics is not None or args.metric_samples):
+            print(f"ncmle: {path}: {warning}", file=sys.stderr, flush=True)
         model = load_model(path, ema=not args.no_ema, device=dev)
         feats = tuple(getattr(model, "event_shape", ()) or ())
         if image:
@@ -258,6 +297,9 @@ def evaluate_checkpoints(
         raise CLIError(f"--metrics: no shipped feature classifier for --data {name} (there are "
                        f"for {', '.join(SHIPPED)}); drop --metrics")
     num = min(args.metric_samples, len(test) // 2)
+    if classifier is not None and 0 < num < args.metric_samples:
+        say(f"note: --metric-samples {args.metric_samples} capped at {num}: at most half of the "
+            f"{len(test)} test images, the other half being the reference")
     real = None
     if classifier is not None and num >= 2:
         from .images import as_images
@@ -300,12 +342,17 @@ def run(args: argparse.Namespace) -> int:
             check_data_args(args.data, args.data_dir)
         else:
             check_data_spec(args.data, args.data_dir)
-    for flag, path in (("--plot", args.plot), ("--json", args.json), ("--table", args.table)):
+    if args.plot:
+        check_figure_file("--plot", args.plot)
+    for flag, path in (("--json", args.json), ("--table", args.table)):
         if path:
             check_output_file(flag, path)
     results, scores, facts = evaluate_checkpoints(args, labels, sigmas, metrics, samplers)
-    say("test bits/dim")
+    say(f"test bits/dim ({facts['test_images']} test images)")
     say(format_table(results))
+    note = half_bin_note(sigmas, facts["bins"])
+    if note:
+        say(note)
     if scores:
         say(format_metrics(scores))
     if args.plot:

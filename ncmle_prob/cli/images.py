@@ -27,6 +27,7 @@ __all__ = [
     "add_image_data_args",
     "check_data_spec",
     "check_event_shape",
+    "checkpoint_data_error",
     "load_image_data",
     "native_bins",
     "spec_from_meta",
@@ -103,7 +104,7 @@ class ImageRun:
 
 def _load(spec: str, split: str, *, data_dir: str | None, bins: int | None,
           size: int | None, channels: int | None, resize: str, flatten: bool) -> GridDataset:
-    from ..data import DatasetNotFoundError, ImageFolder, load_dataset
+    from ..data import DataFileError, DatasetNotFoundError, ImageFolder, load_dataset
 
     kind = check_data_spec(spec, data_dir)
     try:
@@ -118,6 +119,10 @@ def _load(spec: str, split: str, *, data_dir: str | None, bins: int | None,
     except DatasetNotFoundError as e:
         raise CLIError(f"--data {spec}: " + str(e).replace("Pass directory=...",
                                                            "Pass --data-dir DIR")) from e
+    except DataFileError as e:  # the loaders name Python arguments; here they are flags
+        raise CLIError(f"--data {spec}: " + str(e).replace("pass size=", "pass --image-size N")
+                       .replace("resize='resize' or 'crop_resize'",
+                                "--resize resize or --resize crop_resize")) from e
 
 
 def load_image_data(
@@ -152,10 +157,30 @@ def load_image_data(
     if tr is not None and tuple(tr.event_shape) != tuple(test.event_shape):
         raise CLIError(f"--data {spec}: train images are {tuple(tr.image_shape)} but test images "
                        f"are {tuple(test.image_shape)}; pass --image-size")
-    meta = {"dataset": spec if kind not in _ALIASES.values() else kind, "data_dir": data_dir,
+    meta = {"dataset": _stored_spec(spec, kind), "data_dir": _absolute(data_dir),
             "image_shape": list(test.image_shape), "image_size": size, "channels": channels,
             "resize": resize, "data_bins": test.bins}
     return ImageRun(spec, tr, test, test.bins, tuple(test.event_shape), meta)
+
+
+def checkpoint_data_error(error: CLIError, spec: str, checkpoint: str) -> CLIError:
+    """``error`` of reading the data a checkpoint names (not a ``--data`` the user passed),
+    reworded to say so and to name the ``--data`` override."""
+    text = str(error).removeprefix(f"--data {spec}: ")
+    return CLIError(f"{checkpoint} was trained on --data {spec}, which cannot be read here "
+                    f"({text}); pass --data SPEC to point at a copy of it")
+
+
+def _absolute(path: str | None) -> str | None:
+    return str(Path(path).expanduser().resolve()) if path else path
+
+
+def _stored_spec(spec: str, kind: str) -> str:
+    """The spec a checkpoint records: ``folder:``/``npy:`` with an absolute path (so that
+    ``evaluate`` and ``restore`` find the data from any working folder), aliases resolved."""
+    if kind in ("folder", "npy"):
+        return f"{kind}:{_absolute(spec.partition(':')[2])}"
+    return kind
 
 
 def spec_from_meta(meta: dict[str, Any]) -> dict[str, Any]:

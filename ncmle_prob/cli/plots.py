@@ -1,5 +1,6 @@
-"""PNG figures of the command line and the examples, drawn with matplotlib's Agg canvas and
-written atomically.
+"""Figures of the command line and the examples, drawn with matplotlib's Agg canvas and
+written atomically in the format the file extension names (``.png``, ``.jpg``/``.jpeg``,
+``.pdf``, ``.svg``; others are written as PNG: the commands refuse them before any work).
 
 No pyplot and no global backend switch: each figure is a bare :class:`matplotlib.figure.Figure`
 attached to its own ``FigureCanvasAgg``, so importing or calling this has no side effects.
@@ -38,9 +39,12 @@ def _figure(width: float, height: float) -> Any:
 
 def _save(fig: Any, path: str | Path) -> Path:
     from ..training.checkpoint import atomic_write
+    from .common import FIGURE_FORMATS
 
+    suffix = Path(path).suffix.lower()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight", pad_inches=0.05)
+    fig.savefig(buf, format=FIGURE_FORMATS.get(suffix, "png"), bbox_inches="tight",
+                pad_inches=0.05)
     return atomic_write(path, lambda f: f.write(buf.getvalue()))
 
 

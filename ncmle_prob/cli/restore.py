@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .common import (
     CLIError,
     HelpFormatter,
-    check_output_file,
+    check_figure_file,
     nonnegative_float,
     nonnegative_int,
     positive_float,
@@ -53,6 +53,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
                         ".png/.jpg image of the checkpoint's size and channels, test:I,J,... "
                         "(test images of the checkpoint's data set) or digits:I,J,... (digits "
                         "test images, 0 <= I < 359)")
+    p.add_argument("--data", default=None, metavar="SPEC",
+                   help="test:I,J: read the test images from this copy of the checkpoint's data "
+                        "(default: the data spec the checkpoint stores, folders by absolute "
+                        "path)")
     p.add_argument("--corrupt", action="store_true",
                    help="the input is clean: add the noise / apply the mask first")
     p.add_argument("--noise-std", type=positive_float, default=0.3,
@@ -70,8 +74,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
     p.add_argument("--num-samples", type=positive_int, default=200,
                    help="posterior draws per image")
     p.add_argument("--warmup", type=nonnegative_int, default=300, help="warm-up steps per image")
-    p.add_argument("--out", default="restore.png", help="PNG path")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--out", default="restore.png",
+                   help="figure path: .png, .jpg/.jpeg, .pdf or .svg (checked before any work)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--seed", type=int, default=0, help="seed of the corruption and the sampler")
     p.set_defaults(run=run)
     return p
@@ -142,13 +147,22 @@ def _test_images(spec: str, meta: dict[str, Any], features: int) -> Tensor:
     """``test:I,J,...``: images of the checkpoint's own test split."""
     import torch
 
-    from .images import load_image_data, spec_from_meta
+    from .images import checkpoint_data_error, load_image_data, spec_from_meta
 
     kw = spec_from_meta(meta)
+    override = meta.get("data_override")
+    if override is not None:
+        kw["spec"] = override
     if kw["spec"] is None:
         raise CLIError(f"--input {spec}: the checkpoint does not say which data it was trained "
-                       "on; pass a file")
-    data = load_image_data(kw.pop("spec"), flatten=True, train=False, **kw)
+                       "on; pass --data SPEC or a file")
+    name = kw.pop("spec")
+    try:
+        data = load_image_data(name, flatten=True, train=False, **kw)
+    except CLIError as e:
+        if override is None:
+            raise checkpoint_data_error(e, name, "the checkpoint") from e
+        raise
     idx = parse_digits_spec(spec, len(data.test), prefix=TEST_PREFIX,
                             what=f"{data.spec} test set")
     x = data.test[idx]
@@ -293,16 +307,18 @@ def _image_shape(meta: dict[str, Any], event: tuple[int, ...]) -> tuple[int, int
 def run(args: argparse.Namespace) -> int:
     """Runs ``ncmle restore``; returns the exit status."""
     _check_args(args)
-    out_path = check_output_file("--out", args.out)
+    out_path = check_figure_file("--out", args.out)
     import pyro
     import torch
 
     from ..infer.inverse import deblur, denoise, inpaint, psnr
-    from ..training import load_checkpoint, load_model
+    from ..training import load_checkpoint, load_model, resolve_device
     from .plots import image_grid
 
-    device = torch.device(args.device)
+    device = resolve_device(args.device)
     meta = load_checkpoint(args.checkpoint).meta
+    if args.data is not None:
+        meta = {**meta, "data_override": args.data}
     model = load_model(args.checkpoint, device=device)
     event = tuple(int(s) for s in model.event_shape)
     features = int(math.prod(event))

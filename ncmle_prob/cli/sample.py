@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .common import (
     CLIError,
     HelpFormatter,
+    check_figure_file,
     check_output_file,
     make_generator,
     nonnegative_float,
@@ -19,6 +21,7 @@ from .common import (
     sampler_names,
     say,
 )
+from .report import noisy_levels_warning
 
 if TYPE_CHECKING:
     from torch import Tensor, nn
@@ -48,7 +51,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--method", default="ancestral", help=_method_help)  # type: ignore[arg-type]
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="sampler option (repeatable); see ncmle_prob.samplers.options(NAME)")
-    p.add_argument("--out", default="samples.png", help="PNG path")
+    p.add_argument("--out", default="samples.png",
+                   help="figure path: .png, .jpg/.jpeg, .pdf or .svg (checked before any work)")
     p.add_argument("--npz", default=None, metavar="PATH",
                    help="image models: .npz path (default: --out with .npz; '' for none)")
     p.add_argument("--no-ema", action="store_true", help="use raw instead of averaged weights")
@@ -101,14 +105,18 @@ def save_npz(path: str | Path, x: Tensor, *, bins: int | None, sigma: float, met
 
 def run(args: argparse.Namespace) -> int:
     """Runs ``ncmle sample``."""
-    out = check_output_file("--out", args.out)
+    out = check_figure_file("--out", args.out)
     npz = None
     if args.npz != "":
         npz = check_output_file("--npz", args.npz or Path(args.out).with_suffix(".npz"))
     options = parse_options(args.method, args.option)
     from ..training import load_checkpoint, load_model, resolve_device
 
-    meta = load_checkpoint(args.checkpoint).meta
+    ck = load_checkpoint(args.checkpoint)
+    meta = ck.meta
+    warning = noisy_levels_warning(ck.train_config, meta, [args.method], args.sigma)
+    if warning:
+        print(f"ncmle: {warning}", file=sys.stderr, flush=True)
     model = load_model(args.checkpoint, ema=not args.no_ema, device=resolve_device(args.device))
     features = math.prod(getattr(model, "event_shape", ()) or (0,))
     side = math.isqrt(features)

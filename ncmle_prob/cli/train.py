@@ -14,7 +14,6 @@ from .common import (
     check_data_args,
     check_output_dir,
     decay,
-    load_run_data,
     nonnegative_int,
     parse_floats,
     positive_float,
@@ -22,7 +21,16 @@ from .common import (
     probability,
     say,
 )
-from .images import add_image_data_args, check_data_spec, check_event_shape, load_image_data
+from .images import add_image_data_args, check_data_spec, check_event_shape
+from .report import half_bin_note
+from .runs import (
+    RunLock,
+    check_fresh_run,
+    check_resume_model,
+    check_resume_options,
+    clean_stale_temporaries,
+)
+from .train_data import TrainData, legacy_made_data, load_train_data
 
 if TYPE_CHECKING:
     from ..models import MADE, PixelCNNPP
@@ -68,10 +76,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p = sub.add_parser(
         "train", help="train a model by NCMLE or MLE",
         description="Train a noise-conditional MADE or PixelCNN++; writes OUT/last.pt (atomic, "
-                    "resumable; an existing OUT/last.pt is replaced unless --resume), and with "
-                    "--sample-every OUT/samples_stepN.png. Ctrl-C stops after the current step "
-                    "and writes OUT/last.pt (continue with --resume). Launch with torchrun "
-                    "--nproc_per_node=K for data-parallel training.",
+                    "resumable), and with --sample-every OUT/samples_stepN.png. A folder that "
+                    "already holds last.pt needs --resume (continue it, with the same "
+                    "optimiser and noise options) or --overwrite (replace it); a training "
+                    "locks its folder (OUT/.ncmle.lock) while it runs. Ctrl-C stops after the "
+                    "current step and writes OUT/last.pt (continue with --resume). Launch with "
+                    "torchrun --nproc_per_node=K for data-parallel training.",
         formatter_class=HelpFormatter,
     )
     p.add_argument("--model", choices=("made", "pixelcnnpp"), default="made",
@@ -98,7 +108,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     g = p.add_argument_group("optimisation")
     g.add_argument("--steps", type=positive_int, default=2000,
                    help="total optimizer steps (with --resume: counted from step 0, not added)")
-    g.add_argument("--batch-size", type=positive_int, default=64, help="global batch size")
+    g.add_argument("--batch-size", type=positive_int, default=64,
+                   help="global batch size (at most the number of training examples: a "
+                        "larger one is lowered to it, with a note)")
     g.add_argument("--lr", type=positive_float, default=2e-3, help="Adam learning rate")
     g.add_argument("--grad-clip", type=positive_float, default=None,
                    help="clip the gradient norm (default: no clipping)")
@@ -123,12 +135,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     resume.add_argument("--resume-or-start", action="store_true",
                         help="continue from OUT/last.pt if it exists, else start fresh (and say "
                              "so)")
+    resume.add_argument("--overwrite", action="store_true",
+                        help="replace the run in OUT (its last.pt) by a fresh one")
     g.add_argument("--eval-sigmas", default="0,0.05,0.2",
-                   help="σ list of the validation bits/dim")
+                   help="σ list of the validation and test bits/dim")
     g.add_argument("--eval-every", type=positive_int, default=None, metavar="N",
-                   help="validation bits/dim every N steps (default: at the end only)")
-    g.add_argument("--eval-size", type=positive_int, default=1000, metavar="N",
-                   help="validation images: the first N of the test split")
+                   help="validation bits/dim every N steps, for model selection (default: "
+                        "never)")
+    g.add_argument("--validation-size", type=nonnegative_int, default=None, metavar="N",
+                   help="validation examples: the last N of the train split, held out of "
+                        "training (default: with --eval-every a tenth of it, at most 1000; "
+                        "else none)")
+    g.add_argument("--test-size", "--eval-size", type=positive_int, default=1000, metavar="N",
+                   dest="test_size",
+                   help="test examples reported at the end: the first N of the test split "
+                        "(--eval-size is a deprecated alias)")
     g.add_argument("--sample-every", type=positive_int, default=None, metavar="N",
                    help="image data: write OUT/samples_stepN.png every N steps (default: never)")
     g.add_argument("--sample-num", type=positive_int, default=16,
@@ -190,10 +211,22 @@ def build_pixelcnnpp(args: argparse.Namespace, data: ImageRun) -> PixelCNNPP:
     )
 
 
+def _now_options(args: argparse.Namespace, data_size: int | None) -> dict[str, Any]:
+    """This command's values of the ``train_config`` keys a resume must keep."""
+    import dataclasses
+
+    batch = args.batch_size if data_size is None else min(args.batch_size, data_size)
+    return {"lr": args.lr, "batch_size": batch, "grad_clip": args.grad_clip, "ema": args.ema,
+            "amp": args.amp, "seed": args.seed,
+            "prior": dataclasses.asdict(build_prior(args, args.objective))}
+
+
 def _start_step(args: argparse.Namespace, out: Path) -> int | None:
-    """The step to resume from (``None``: start fresh), checked before any work."""
+    """The step to resume from (``None``: start fresh), checked before any work: the
+    checkpoint must hold ``--model`` and have been trained with the same options."""
     ckpt = out / CHECKPOINT
     if not (args.resume or args.resume_or_start):
+        check_fresh_run(out, CHECKPOINT, args)
         return None
     if not ckpt.is_file():
         if args.resume:
@@ -205,32 +238,20 @@ def _start_step(args: argparse.Namespace, out: Path) -> int | None:
         return None
     from ..training import load_checkpoint
 
-    return load_checkpoint(ckpt).step
-
-
-def _legacy_made_data(args: argparse.Namespace) -> bool:
-    """MADE on a named data set keeps the in-memory vectors of :func:`load_run_data`."""
-    return args.model == "made" and args.data in DATASETS
-
-
-def _load(args: argparse.Namespace) -> tuple[Any, Any, int | None, dict[str, Any]]:
-    """``(train, validation, bins, meta)`` of the arguments' data."""
-    if _legacy_made_data(args):
-        if args.image_size is not None or args.channels is not None:
-            raise CLIError(f"--image-size and --channels apply to folder: data, not --data "
-                           f"{args.data}")
-        data = load_run_data(args.data, args.data_dir, args.bins)
-        meta = {"dataset": args.data, "data_dir": args.data_dir,
-                "image_shape": list(data.image_shape) if data.image_shape else None}
-        return data.train, data.test[: args.eval_size], data.bins, meta
-    from .images import subset
-
-    run = load_image_data(args.data, data_dir=args.data_dir, bins=args.bins,
-                          size=args.image_size, channels=args.channels, resize=args.resize,
-                          flatten=args.model == "made")
-    if args.bins is not None and run.meta["data_bins"] != args.bins:
-        say(f"--bins {args.bins}: re-quantised from the data's {run.meta['data_bins']} levels")
-    return run.train, subset(run.test, args.eval_size), run.bins, {**run.meta, "run": run}
+    ck = load_checkpoint(ckpt)
+    check_resume_model(ckpt, ck.model_class, ck.meta, args.model)
+    before = dict(ck.train_config)
+    now = _now_options(args, before.get("data_size"))
+    if "validation_size" in ck.meta:
+        if args.validation_size is None:  # the run's own split, whatever --eval-every says
+            args.validation_size = ck.meta["validation_size"]
+            if args.eval_every and not args.validation_size:
+                say(f"note: --eval-every: {ckpt} was started without a validation split, so "
+                    "there is none to evaluate (a resume keeps the run's split)")
+        before["validation_size"] = ck.meta["validation_size"]
+        now["validation_size"] = args.validation_size
+    check_resume_options(ckpt, before, now, ck.meta.get("objective"), args.objective)
+    return ck.step
 
 
 def _check_resume(args: argparse.Namespace, ckpt: Path, model: Any, bins: int | None) -> None:
@@ -249,10 +270,28 @@ def _check_resume(args: argparse.Namespace, ckpt: Path, model: Any, bins: int | 
                        "levels")
 
 
+def _build_model(args: argparse.Namespace, data: TrainData) -> Any:
+    import torch
+
+    torch.manual_seed(args.seed)
+    meta, run = data.meta, data.image_run
+    if args.model == "pixelcnnpp":
+        return build_pixelcnnpp(args, run)  # type: ignore[arg-type]
+    if run is not None:
+        return build_made(args, RunData(args.data, torch.zeros(1, *run.event_shape),
+                                        torch.zeros(0), data.bins, tuple(meta["image_shape"])))
+    return build_made(args, RunData(args.data, data.train, data.test, data.bins,
+                                    meta["image_shape"]))
+
+
+def _bits(res: dict[float, float]) -> str:
+    return ", ".join(f"σ={float(k):g}: {v:.4f}" for k, v in res.items())
+
+
 def run(args: argparse.Namespace) -> int:
     """Runs ``ncmle train``."""
     sigmas = parse_floats(args.eval_sigmas, "eval-sigmas")
-    if _legacy_made_data(args):
+    if legacy_made_data(args):
         check_data_args(args.data, args.data_dir)
     else:
         check_data_spec(args.data, args.data_dir)
@@ -263,28 +302,21 @@ def run(args: argparse.Namespace) -> int:
         say(f"checkpoint {out / CHECKPOINT} is already at step {start} >= --steps {args.steps}: "
             "nothing to train (raise --steps to continue)")
         return 0
-    train, valid, bins, meta = _load(args)
-    image_run = meta.pop("run", None)
+    data = load_train_data(args)
+    bins = data.bins
+    model = _build_model(args, data)
+    if start is not None:
+        _check_resume(args, out / CHECKPOINT, model, bins)
+    image_shape = data.meta.get("image_shape")
+    if args.sample_every and not image_shape:
+        raise CLIError(f"--sample-every writes image grids; --data {args.data} is not images")
     import torch
 
-    from ..training import FitConfig, Trainer
+    from ..training import FitConfig, Trainer, evaluate_bits_per_dim
     from ..training.distributed import setup, teardown
     from .run_loop import InterruptedRun, SampleWriter, StopOnInterrupt, try_compile
 
-    torch.manual_seed(args.seed)
-    if args.model == "pixelcnnpp":
-        model: Any = build_pixelcnnpp(args, image_run)
-    elif image_run is not None:
-        model = build_made(args, RunData(args.data, torch.zeros(1, *image_run.event_shape),
-                                         torch.zeros(0), bins, tuple(meta["image_shape"])))
-    else:
-        model = build_made(args, RunData(args.data, train, valid, bins, meta["image_shape"]))
-    if start is not None:
-        _check_resume(args, out / CHECKPOINT, model, bins)
-    image_shape = meta.get("image_shape")
-    if args.sample_every and not image_shape:
-        raise CLIError(f"--sample-every writes image grids; --data {args.data} is not images")
-    meta = {**meta, "objective": args.objective, "model": args.model}
+    meta = {**data.meta, "objective": args.objective, "model": args.model}
     config = FitConfig(
         prior=build_prior(args, args.objective), steps=args.steps, batch_size=args.batch_size,
         lr=args.lr, grad_clip=args.grad_clip, ema=args.ema, amp=args.amp, device=args.device,
@@ -293,9 +325,15 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet, num_workers=args.num_workers, meta=meta,
     )
     ctx = setup(config.device)
+    lock = RunLock(out)
     stop = StopOnInterrupt()
     try:
-        trainer = Trainer(model, train, config, ctx, eval_data=valid)
+        if ctx.is_main:
+            lock.acquire()
+            if start is None:
+                check_fresh_run(out, CHECKPOINT, args)  # another run may have begun meanwhile
+            clean_stale_temporaries(out, CHECKPOINT)
+        trainer = Trainer(model, data.train, config, ctx, eval_data=data.validation)
         if args.compile:
             try_compile(trainer)
         samples = SampleWriter(trainer, out, args.sample_every or 0, args.sample_num,
@@ -304,30 +342,42 @@ def run(args: argparse.Namespace) -> int:
         def callback(step: int, info: dict[str, float]) -> None:
             evals = trainer.history.evals
             if args.quiet and evals and evals[-1]["step"] == step:  # no bar to print it on
-                say(f"step {step}: validation bits/dim " + ", ".join(
-                    f"σ={float(k):g}: {v:.4f}" for k, v in evals[-1]["bits_per_dim"].items()))
+                say(f"step {step}: validation bits/dim " + _bits(evals[-1]["bits_per_dim"]))
             samples(step)
             stop.check(trainer)
 
         trainer.callback = callback
+        held_out = (f"{len(data.validation)} validation, " if data.validation is not None
+                    else "")
         say(f"training {args.model} ({args.objective.upper()}) on {args.data}: "
             f"{sum(p.numel() for p in model.parameters())} weights, steps "
-            f"{start or 0} -> {args.steps}, device {ctx.device}")
+            f"{start or 0} -> {args.steps}, {len(data.train)} training, {held_out}"
+            f"{len(data.test)} test examples, device {ctx.device}")
         with stop.installed():
             try:
-                history = trainer.run()
+                trainer.run()
             except InterruptedRun:
                 path = trainer.checkpoint()
                 say(f"\ninterrupted at step {trainer.step_count}: checkpoint {path} (continue "
                     "with --resume)")
                 return 130
+        res: dict[float, float] = {}
+        if ctx.is_main:
+            test = data.test.to(ctx.device) if isinstance(data.test, torch.Tensor) else data.test
+            res = evaluate_bits_per_dim(model, test, sigmas, bins=bins, seed=args.seed)
     finally:
+        lock.release()
         teardown(ctx)
-    res = history.last_eval
     done = (f"steps {start} -> {args.steps} (resumed)" if start is not None
             else f"{args.steps} steps")
-    say(f"trained {args.objective.upper()} on {args.data} for {done}; test bits/dim: "
-        + ", ".join(f"σ={s:g}: {v:.4f}" for s, v in res.items()))
+    last = trainer.history.evals[-1]["bits_per_dim"] if trainer.history.evals else None
+    if last:
+        say(f"validation bits/dim ({len(data.validation)} examples): {_bits(last)}")
+    say(f"trained {args.objective.upper()} on {args.data} for {done}; test bits/dim "
+        f"({len(data.test)} examples): {_bits(res)}")
+    note = half_bin_note(sigmas, bins)
+    if note:
+        say(note)
     if samples.written:
         say(f"sample grids: {samples.written[0].parent}/samples_step*.png "
             f"({len(samples.written)})")

@@ -27,6 +27,7 @@ from .evaluation import evaluate_bits_per_dim
 from .history import History
 from .loss import NoisedNLL
 from .noise import draw_noise, keyed_seed
+from .progress import make_progress
 
 __all__ = ["CHECKPOINT_NAME", "NonFiniteLossError", "Trainer"]
 
@@ -198,7 +199,7 @@ class Trainer:
         )
         if self._bar is not None and not self._bar.disable:
             shown = ", ".join(f"σ={k:g}: {v:.4f}" for k, v in res.items())
-            self._bar.write(f"step {self.step_count}: eval bits/dim {shown}")
+            self._bar.write(f"step {self.step_count}: validation bits/dim {shown}")
         return res
 
     # ------------------------------------------------------------------ one step
@@ -265,12 +266,8 @@ class Trainer:
         path = self.resume_path()
         if path is not None:
             self.resume(path)
-        from tqdm import tqdm
-
-        bar = self._bar = tqdm(
-            total=self.total, initial=self.step_count, unit="step", dynamic_ncols=True,
-            disable=not (cfg.progress and self.ctx.is_main), desc="ncmle fit",
-        )
+        bar = self._bar = make_progress(self.total, self.step_count, "ncmle fit",
+                                        enabled=bool(cfg.progress and self.ctx.is_main))
         window: list[Tensor] = []
         t0, seen = time.perf_counter(), 0
         fork_devices = [dev.index or 0] if dev.type == "cuda" else []
