@@ -147,3 +147,19 @@ def test_function_samplers_get_batch_size_too() -> None:
         assert calls == [3, 3, 1]
     finally:
         samplers.unregister("counting_sampler")
+
+
+def test_restore_batch_size_keeps_the_draws(made: MADE) -> None:
+    """Chain b is seeded with seed + b in any batch, so batches change nothing but memory
+    (tolerance 1e-4: only float rounding of different matmul batch sizes differs)."""
+    from ncmle_prob.infer import restore
+
+    prior = made(0.1)
+    y = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
+    kw = {"num_samples": 5, "warmup_steps": 5, "seed": 3}
+    whole = restore(prior, y, None, 0.5, **kw)
+    parts = restore(prior, y, None, 0.5, batch_size=2, **kw)
+    assert torch.allclose(whole.samples, parts.samples, atol=1e-4)
+    assert len(parts.diagnostics) == 5 and parts.diagnostics[4]["seed"] == 7
+    with pytest.raises(ValueError, match="batch_size"):
+        restore(prior, y, None, 0.5, batch_size=0, **kw)
