@@ -32,6 +32,7 @@ from . import (
     ancestral,
     correctors,
     engine,
+    jacobi,
     langevin,
     predictors,
     schedules,
@@ -43,6 +44,7 @@ from .annealing import AnnealingOptions
 from .correctors import correctors as available_correctors
 from .correctors import get_corrector, register_corrector, unregister_corrector
 from .engine import AnnealResult, anneal, ladder
+from .jacobi import Jacobi
 from .langevin import AnnealedLangevin
 from .predictors import get_predictor, register_predictor, unregister_predictor
 from .predictors import predictors as available_predictors
@@ -68,6 +70,7 @@ __all__ = [
     "AnnealResult",
     "AnnealedLangevin",
     "AnnealingOptions",
+    "Jacobi",
     "NamedRegistry",
     "SampleInfo",
     "Sampler",
@@ -83,6 +86,7 @@ __all__ = [
     "get",
     "get_corrector",
     "get_predictor",
+    "jacobi",
     "ladder",
     "langevin",
     "option",
