@@ -165,7 +165,8 @@ class GridOracle:
         flat = x.reshape(-1, 1, 4)
         sq = ((flat - self.points) ** 2).sum(-1)
         s2 = self.sigma**2
-        return torch.logsumexp(self.log_weights - 0.5 * sq / s2, -1) - 2 * math.log(2 * math.pi * s2)
+        log_norm = 2 * math.log(2 * math.pi * s2)  # four dimensions: (d/2) log(2 pi s2)
+        return torch.logsumexp(self.log_weights - 0.5 * sq / s2, -1) - log_norm
 
 
 @pytest.mark.slow

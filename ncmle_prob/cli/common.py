@@ -248,6 +248,24 @@ def is_main_process() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
+def add_run_args(p: argparse.ArgumentParser, unit: str) -> None:
+    """``--batch-size`` and ``--quiet``, shared by ``sample``, ``evaluate`` and ``restore``."""
+    p.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
+                   help=f"{unit} per batch: larger requests run in batches of N, which bounds "
+                        "the memory (default: 32768 values per batch, e.g. 167 images of 14x14)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar (there is none either when stderr is not a terminal)")
+
+
+def show_progress(quiet: bool) -> bool:
+    """Progress bars: on rank 0, unless ``--quiet`` or stderr is not a terminal (a log file,
+    a pipe, a test's captured output)."""
+    import sys
+
+    isatty = getattr(sys.stderr, "isatty", None)
+    return not quiet and is_main_process() and bool(isatty is not None and isatty())
+
+
 def say(*args: Any) -> None:
     """Prints on rank 0 only."""
     if is_main_process():

@@ -13,6 +13,7 @@ from .common import (
     DATASETS,
     CLIError,
     HelpFormatter,
+    add_run_args,
     check_data_args,
     check_figure_file,
     check_output_file,
@@ -22,6 +23,7 @@ from .common import (
     positive_int,
     sampler_names,
     say,
+    show_progress,
 )
 from .images import (
     add_image_data_args,
@@ -99,6 +101,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--no-ema", action="store_true", help="use raw instead of averaged weights")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--seed", type=int, default=0, help="seed of the evaluation noise and samples")
+    add_run_args(p, "metric samples")
     p.set_defaults(run=run)
 
 
@@ -160,7 +163,8 @@ def parse_metrics(text: str | None, samplers: str) -> tuple[list[str] | None, li
 
 def sample_metrics(
     model: nn.Module, real: Tensor, classifier: str, num: int, *, samplers: list[str],
-    metrics: list[str], repeats: int, seed: int,
+    metrics: list[str], repeats: int, seed: int, batch_size: int | None = None,
+    progress: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Every metric of ``num`` samples at σ = 0 of each sampler, beside its floor.
 
@@ -182,7 +186,8 @@ def sample_metrics(
     out: dict[str, dict[str, Any]] = {}
     for k, name in enumerate(samplers):
         t0 = time.perf_counter()
-        x = as_images(draw(model, num, 0.0, name, {}, seed + k).detach(), shape)
+        x = as_images(draw(model, num, 0.0, name, {}, seed + k, batch_size=batch_size,
+                           progress=progress).detach(), shape)
         seconds = time.perf_counter() - t0
         dev = next(model.parameters()).device
         scores = image_scores(x.cpu().float(), real, classifier, metrics=metrics,
@@ -316,7 +321,9 @@ def evaluate_checkpoints(
         if real is not None:
             scores[label] = sample_metrics(model, real, classifier, num,  # type: ignore[arg-type]
                                            samplers=samplers, metrics=metrics or ["fcd", "kid"],
-                                           repeats=args.repeats, seed=args.seed)
+                                           repeats=args.repeats, seed=args.seed,
+                                           batch_size=args.batch_size,
+                                           progress=show_progress(args.quiet))
     facts = {"data": name, "bins": data.bins, "image_shape": image_shape,
              "test_images": len(test), "classifier": classifier}
     return results, scores, facts

@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING, Any
 from .common import (
     CLIError,
     HelpFormatter,
+    add_run_args,
     check_figure_file,
     nonnegative_float,
     nonnegative_int,
     positive_float,
     positive_int,
     say,
+    show_progress,
 )
 
 if TYPE_CHECKING:
@@ -78,6 +80,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
                    help="figure path: .png, .jpg/.jpeg, .pdf or .svg (checked before any work)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--seed", type=int, default=0, help="seed of the corruption and the sampler")
+    add_run_args(p, "images")
     p.set_defaults(run=run)
     return p
 
@@ -331,7 +334,8 @@ def run(args: argparse.Namespace) -> int:
     pyro.set_rng_seed(args.seed)
     prior = model(args.prior_sigma)
     opts: dict[str, Any] = {"kernel": args.kernel, "num_samples": args.num_samples,
-                            "warmup_steps": args.warmup}
+                            "warmup_steps": args.warmup, "batch_size": args.batch_size,
+                            "progress": show_progress(args.quiet)}
     if args.kernel == "mala":
         opts["seed"] = args.seed
     mask = None

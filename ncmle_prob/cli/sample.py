@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from .common import (
     CLIError,
     HelpFormatter,
+    add_run_args,
     check_figure_file,
     check_output_file,
     make_generator,
@@ -20,6 +21,7 @@ from .common import (
     positive_int,
     sampler_names,
     say,
+    show_progress,
 )
 from .report import noisy_levels_warning
 
@@ -47,7 +49,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("checkpoint", help="checkpoint file (last.pt)")
     p.add_argument("--num", "-n", type=positive_int, default=64, help="number of samples")
     p.add_argument("--sigma", type=nonnegative_float, default=0.0,
-                   help="noise level of the target")
+                   help="noise level of the target; pyro_mala and pyro_langevin need a density, "
+                        "so σ > 0 on grid data (a discretized family at σ = 0 is a mass)")
     p.add_argument("--method", default="ancestral", help=_method_help)  # type: ignore[arg-type]
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="sampler option (repeatable); see ncmle_prob.samplers.options(NAME)")
@@ -58,17 +61,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--no-ema", action="store_true", help="use raw instead of averaged weights")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    add_run_args(p, "draws")
     p.set_defaults(run=run)
 
 
 def draw(model: nn.Module, num: int, sigma: float, method: str, options: dict[str, Any],
-         seed: int) -> Tensor:
-    """``num`` samples of ``model(sigma)`` with the named sampler of the registry."""
+         seed: int, *, batch_size: int | None = None, progress: bool = False) -> Tensor:
+    """``num`` samples of ``model(sigma)`` with the named sampler of the registry, in batches
+    of ``batch_size`` draws (unless ``options`` sets ``batch_size``), with a progress bar of
+    the draws (draws/s, ETA) if ``progress``."""
     from .. import samplers
 
     dist = model(sigma)
     g = make_generator(seed, dist.device)
-    return samplers.sample(dist, num, method=method, generator=g, **options)
+    if batch_size is not None:
+        options = {"batch_size": batch_size, **options}
+    return samplers.sample(dist, num, method=method, generator=g, progress=progress, **options)
 
 
 def save_npz(path: str | Path, x: Tensor, *, bins: int | None, sigma: float, method: str,
@@ -125,7 +133,8 @@ def run(args: argparse.Namespace) -> int:
     )  # checkpoints written by fit() without image metadata: square grey images
     if not shape and features != 2:
         raise CLIError(f"cannot plot samples of {features} values (not images, not 2-D)")
-    x = draw(model, args.num, args.sigma, args.method, options, args.seed)
+    x = draw(model, args.num, args.sigma, args.method, options, args.seed,
+             batch_size=args.batch_size, progress=show_progress(args.quiet))
     from .plots import image_grid, scatter_plot
 
     title = f"{args.num} samples, {args.method}, σ={args.sigma:g}"

@@ -76,6 +76,7 @@ def batched_mala(
     step_size: float = 0.1,
     target_accept: float = 0.574,
     precondition: bool = True,
+    progress: bool = False,
 ) -> BatchedMALAResult:
     r"""Runs ``B`` independent MALA chains on targets :math:`\pi_b`, batched.
 
@@ -89,6 +90,7 @@ def batched_mala(
         step_size: initial step :math:`h`.
         target_accept: warm-up target of the mean acceptance probability.
         precondition: learn a diagonal preconditioner per chain in warm-up.
+        progress: show a tqdm bar of the steps.
 
     Returns:
         :class:`BatchedMALAResult`.
@@ -134,7 +136,11 @@ def batched_mala(
     accepted = torch.zeros(b, device=dev, dtype=dt)
     prob_sum = torch.zeros(b, device=dev, dtype=dt)
     divergent = torch.zeros(b, dtype=torch.long, device=dev)
-    for t in range(int(warmup_steps) + int(num_samples)):
+    from tqdm.auto import tqdm
+
+    steps = tqdm(range(int(warmup_steps) + int(num_samples)), desc="mala", unit="step",
+                 disable=not progress, leave=False, dynamic_ncols=True)
+    for t in steps:
         warm = t < warmup_steps
         z, u = noise()
         hh = h[:, None] * inv_mass

@@ -3,8 +3,8 @@
 .. code-block:: python
 
     from ncmle_prob import samplers
-    samplers.available()  # ['ancestral', 'annealed_langevin', 'pyro_langevin', 'pyro_mala',
-                          #  'score_corrected_ancestral']
+    samplers.available()  # ['ancestral', 'annealed_langevin', 'jacobi', 'pyro_langevin',
+                          #  'pyro_mala', 'score_corrected_ancestral']
     x = samplers.sample(dist, 1000, method="score_corrected_ancestral", generator=g)
 
 Every sampler targets the distribution's bound σ by default, returns
@@ -16,8 +16,13 @@ takes ``generator=`` (reproducible draws) and ``progress=`` (a tqdm bar).
   (:mod:`.langevin`, on the shared engine :mod:`.engine`);
 * ``score_corrected_ancestral``: ancestral draws at a moderate σ corrected by
   predictor–corrector annealing with the exact score (:mod:`.score_corrected`);
-* ``pyro_mala``, ``pyro_langevin``: one chain of :class:`pyro.infer.MCMC` with the kernels of
-  :mod:`ncmle_prob.infer` (registered lazily: imported on first use).
+* ``jacobi``: the ancestral draws by parallel fixed-point iteration (:mod:`.jacobi`);
+* ``pyro_mala``, ``pyro_langevin``: independent chains of :class:`pyro.infer.MCMC` with the
+  kernels of :mod:`ncmle_prob.infer`, one returned draw per chain (registered lazily:
+  imported on first use); they need a density, so σ > 0 on grid data.
+
+Every sampler takes ``batch_size`` (:mod:`.batching`): larger requests run in batches, so
+the peak memory is that of one batch.
 
 Predictors (:mod:`.predictors`) and correctors (:mod:`.correctors`) of the annealing samplers
 are registries of their own, with the same decorator pattern as samplers.
@@ -27,6 +32,7 @@ from . import (
     ancestral,
     correctors,
     engine,
+    jacobi,
     langevin,
     predictors,
     schedules,
@@ -38,6 +44,7 @@ from .annealing import AnnealingOptions
 from .correctors import correctors as available_correctors
 from .correctors import get_corrector, register_corrector, unregister_corrector
 from .engine import AnnealResult, anneal, ladder
+from .jacobi import Jacobi
 from .langevin import AnnealedLangevin
 from .predictors import get_predictor, register_predictor, unregister_predictor
 from .predictors import predictors as available_predictors
@@ -63,6 +70,7 @@ __all__ = [
     "AnnealResult",
     "AnnealedLangevin",
     "AnnealingOptions",
+    "Jacobi",
     "NamedRegistry",
     "SampleInfo",
     "Sampler",
@@ -78,6 +86,7 @@ __all__ = [
     "get",
     "get_corrector",
     "get_predictor",
+    "jacobi",
     "ladder",
     "langevin",
     "option",

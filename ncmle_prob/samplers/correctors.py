@@ -269,6 +269,15 @@ def grid_metropolis(
     d = math.prod(dist.event_shape)
     q = min(0.5, 2.0 / d)
     kw: dict[str, Any] = {"generator": generator, "dtype": x.dtype, "device": x.device}
+    with torch.no_grad():  # no score is needed: keep no graph, so memory is flat in `steps`
+        return _grid_steps(dist, x.detach(), steps, k, dims, width, q, kw)
+
+
+def _grid_steps(
+    dist: NoiseConditionalDistribution, x: Tensor, steps: int, k: int, dims: tuple[int, ...],
+    width: float, q: float, kw: dict[str, Any],
+) -> tuple[Tensor, float]:
+    """The loop of :func:`grid_metropolis` (called under ``no_grad``)."""
     lp = dist.log_prob(x)
     accepted = 0.0
     for _ in range(steps):

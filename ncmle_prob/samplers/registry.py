@@ -26,8 +26,8 @@ Example:
     >>> d = NoisyGaussian(torch.zeros(2), torch.eye(2))
     >>> samplers.sample(d, 3, method="jittered_ancestral", jitter=0.0).shape
     torch.Size([3, 2])
-    >>> samplers.options("jittered_ancestral")
-    {'jitter': (<class 'float'>, 0.1, '')}
+    >>> samplers.options("jittered_ancestral")["jitter"]
+    (<class 'float'>, 0.1, '')
     >>> samplers.unregister("jittered_ancestral")
 """
 
@@ -36,7 +36,6 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import re
-import time
 import types
 import typing
 from collections.abc import Callable
@@ -48,6 +47,8 @@ from torch import Tensor
 
 from ..distributions import NoiseConditionalDistribution
 from ..distributions.validation import describe_shape
+from .batching import check_batch_size, run_in_batches
+from .info import SampleInfo
 from .named import NamedRegistry
 
 __all__ = [
@@ -75,50 +76,6 @@ class SamplerDivergenceError(ValueError):
     """
 
 
-@dataclass
-class SampleInfo:
-    r"""Diagnostics of one sampler run (``sampler.info`` after a call, or
-    ``sample(..., return_info=True)``).
-
-    Attributes:
-        method: registered name of the sampler.
-        sigmas: the annealing noise levels, in the order visited (empty for ancestral).
-        step_sizes: the corrector step :math:`\alpha_i` of each level (for an adapted step,
-            its final value at that level).
-        steps_per_level: corrector steps per level.
-        acceptance_rates: per-level mean Metropolis acceptance rate (``None`` without a
-            Metropolis-adjusted corrector).
-        langevin_time: the total Langevin time :math:`S = \sum_i \sum_t \alpha_{i,t}` of the
-            corrector steps (the sum of every step actually taken; :math:`\sum_i T_i\alpha_i`
-            for a fixed step). Directions of data variance :math:`\lambda \gtrsim S` cannot
-            relax by the corrector alone.
-        predictor: name of the predictor between levels (``None`` for ancestral).
-        corrector: name of the corrector at each level (``None`` for ancestral).
-        start_sigma: σ of the initial ancestral draw, if any.
-        denoised_at: σ of the final Tweedie step, if one was taken.
-        snapped: whether the output was rounded to a discretized family's grid.
-        grid_acceptance: acceptance rate of the Metropolis steps on the grid (discretized
-            families at σ = 0), ``None`` if none were taken.
-        score_evals: number of batched score (log-prob-and-score) evaluations.
-        seconds: wall time of the run.
-    """
-
-    method: str
-    sigmas: tuple[float, ...] = ()
-    step_sizes: tuple[float, ...] = ()
-    steps_per_level: int = 0
-    acceptance_rates: tuple[float, ...] | None = None
-    langevin_time: float = 0.0
-    predictor: str | None = None
-    corrector: str | None = None
-    start_sigma: float | None = None
-    denoised_at: float | None = None
-    snapped: bool = False
-    grid_acceptance: float | None = None
-    score_evals: int = 0
-    seconds: float = 0.0
-
-
 def option(default: Any, help: str) -> Any:
     """A dataclass field for a sampler option with its help text (shown by :func:`options`)."""
     return field(default=default, metadata={"help": help})
@@ -134,9 +91,13 @@ class Sampler:
     """
 
     name: ClassVar[str] = ""
+    batch_size: int | None = option(
+        None, "draws per batch; larger requests run in batches of this size, which bounds the "
+        "memory (default: 32768 values per batch, e.g. 167 images of 14x14)")
 
     def __post_init__(self) -> None:
         self.info: SampleInfo | None = None
+        check_batch_size(self.batch_size)
 
     def run(
         self,
@@ -157,9 +118,10 @@ class Sampler:
         progress: bool = False,
     ) -> Tensor:
         n = _check_call(dist, num_samples, generator)
-        start = time.perf_counter()
-        x, info = self.run(dist, n, generator=generator, progress=bool(progress))
-        info.seconds = time.perf_counter() - start
+        x, info = run_in_batches(
+            self.run, dist, n, getattr(self, "batch_size", None), generator=generator,
+            progress=bool(progress), desc=self.name or type(self).__name__,
+        )
         self.info = info
         return _check_output(self.name or type(self).__name__, dist, n, x)
 
@@ -170,7 +132,11 @@ class _FunctionSampler:
     def __init__(self, name: str, fn: Callable[..., Tensor], opts: dict[str, Any]) -> None:
         self.name = name
         self.fn = fn
-        self.options = opts
+        self.options = dict(opts)
+        if "batch_size" not in inspect.signature(fn).parameters:
+            self.batch_size = check_batch_size(self.options.pop("batch_size", None))
+        else:
+            self.batch_size = None  # the function batches itself
         self.info: SampleInfo | None = None
 
     def run(
@@ -412,6 +378,9 @@ def _specs_of(name: str, obj: Any) -> dict[str, _Spec]:
             )
         tp, optional, choices = _plain(hints[p])
         specs[p] = _Spec(tp, param.default, _help(helps.get(p, ""), choices), optional, choices)
+    if "batch_size" not in specs:  # every sampler has it: the registry does the batching
+        field_ = Sampler.__dataclass_fields__["batch_size"]
+        specs["batch_size"] = _Spec(int, None, field_.metadata["help"], True, None)
     return specs
 
 

@@ -25,12 +25,15 @@ another model).
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import Tensor
 
-from ..distributions import NoiseConditionalDistribution
+from ..distributions import NoiseConditionalAutoregressive, NoiseConditionalDistribution
 from .annealing import AnnealingOptions, resolve_target
 from .engine import at_level, ladder
+from .jacobi import fixed_point_draw
 from .registry import SampleInfo, Sampler, option, register
 
 __all__ = ["ScoreCorrectedAncestral"]
@@ -49,6 +52,9 @@ class ScoreCorrectedAncestral(AnnealingOptions, Sampler):
     Args:
         sigma_start: noise level of the ancestral draw, the first level.
         num_levels: geometric levels from ``sigma_start`` to the last positive level.
+        initial: ``"jacobi"`` makes the initial draw by parallel fixed-point iteration
+            (:mod:`.jacobi`: the same draws, ``iterations`` in the info); for distributions
+            that are not autoregressive it falls back to ``dist.sample``.
 
     The predictor–corrector options (``predictor``, ``corrector``, ``steps_per_level``,
     ``step_rule``, ``step_size``, ``snr``, ``target_accept``, ``sigma``, ``sigma_min``,
@@ -68,6 +74,9 @@ class ScoreCorrectedAncestral(AnnealingOptions, Sampler):
 
     sigma_start: float = option(0.3, "noise level of the initial ancestral draw")
     num_levels: int = option(10, "levels from sigma_start to the last positive level")
+    initial: Literal["ancestral", "jacobi"] = option(
+        "ancestral", "how the initial draw at sigma_start is made: ancestral, or jacobi (the "
+        "same draws by parallel fixed-point passes)")
 
     def __post_init__(self) -> None:
         Sampler.__post_init__(self)
@@ -117,7 +126,13 @@ class ScoreCorrectedAncestral(AnnealingOptions, Sampler):
     ) -> tuple[Tensor, SampleInfo]:
         target = resolve_target(dist, self.sigma)
         start = self.ladder(dist, target)[0]  # fails on a bad ladder before the costly draw
-        x = at_level(dist, start).sample((num_samples,), generator=generator)
+        first = at_level(dist, start)
+        passes = None
+        if self.initial == "jacobi" and isinstance(first, NoiseConditionalAutoregressive):
+            x, passes = fixed_point_draw(first, num_samples, generator=generator)
+        else:
+            x = first.sample((num_samples,), generator=generator)
         x = self.refine(dist, x, generator=generator, progress=progress)
         assert self.info is not None
+        self.info.iterations = passes
         return x, self.info

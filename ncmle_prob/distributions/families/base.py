@@ -71,11 +71,38 @@ class ConditionalFamily(abc.ABC):
     def log_prob(self, params: Tensor, x: Tensor, sigma: Tensor) -> Tensor:
         """Elementwise log density of ``x`` under the conditionals given by ``params``."""
 
-    @abc.abstractmethod
     def sample(
         self, params: Tensor, sigma: Tensor, generator: torch.Generator | None = None
     ) -> Tensor:
-        """One draw per conditional, shape ``params.shape[:-1]``."""
+        """One draw per conditional, shape ``params.shape[:-1]``:
+        ``transform(params, draw_noise(params.shape[:-1], params, generator), sigma)``.
+
+        A family that cannot split its draw into noise and a transform overrides this (it
+        then works everywhere except the ``jacobi`` sampler).
+        """
+        return self.transform(params, self.draw_noise(params.shape[:-1], params, generator),
+                              sigma)
+
+    @property
+    def noise_size(self) -> int:
+        """Random numbers per draw (the last dim of :meth:`draw_noise`)."""
+        raise NotImplementedError(
+            f"family {type(self).__name__} does not split its draw into noise and a transform "
+            f"(noise_size, draw_noise, transform), which the jacobi sampler needs")
+
+    def draw_noise(
+        self, shape: torch.Size, like: Tensor, generator: torch.Generator | None = None
+    ) -> Tensor:
+        r"""The randomness of :meth:`sample` for draws of ``shape``: a tensor
+        ``(*shape, noise_size)`` with ``like``'s dtype and device, consuming ``generator``
+        exactly as :meth:`sample` does. The draw is then the deterministic
+        :math:`x = g(\theta, u, \sigma)` of :meth:`transform` (what makes the fixed-point
+        ``jacobi`` sampler reproduce ancestral draws)."""
+        raise NotImplementedError(self.noise_size)
+
+    def transform(self, params: Tensor, noise: Tensor, sigma: Tensor) -> Tensor:
+        """The draw from its noise: shape ``params.shape[:-1]``; deterministic."""
+        raise NotImplementedError(self.noise_size)
 
     def config(self) -> dict[str, object]:
         """A JSON-able description from which :func:`get_family` rebuilds the family."""
@@ -139,14 +166,28 @@ class MixtureFamily(ConditionalFamily):
         comp = self._component_log_pdf(x.unsqueeze(-1), loc, log_scale)
         return torch.logsumexp(log_w + comp, dim=-1)
 
-    def sample(
-        self, params: Tensor, sigma: Tensor, generator: torch.Generator | None = None
+    @property
+    def noise_size(self) -> int:
+        """K uniforms (the Gumbel-max choice of the component) and one standard draw."""
+        return self.components + 1
+
+    def draw_noise(
+        self, shape: torch.Size, like: Tensor, generator: torch.Generator | None = None
     ) -> Tensor:
+        shape = torch.Size(shape)
+        u = uniform(shape + (self.components,), like, generator, torch.finfo(like.dtype).tiny)
+        z = self._standard_draw(shape, like, generator)
+        return torch.cat([u, z.unsqueeze(-1)], dim=-1)
+
+    def transform(self, params: Tensor, noise: Tensor, sigma: Tensor) -> Tensor:
+        r"""Component :math:`k = \arg\max_j (\log\pi_j - \log(-\log u_j))` (Gumbel-max),
+        then :math:`\mu_k + s_k z`."""
         log_w, loc, log_scale = self._split(params)
-        k = pick_component(log_w, generator).unsqueeze(-1)
+        u, z = noise[..., : self.components], noise[..., self.components]
+        k = torch.argmax(log_w - torch.log(-torch.log(u)), dim=-1).unsqueeze(-1)
         mu = loc.gather(-1, k).squeeze(-1)
         s = torch.exp(log_scale.gather(-1, k).squeeze(-1))
-        return mu + s * self._standard_draw(mu.shape, mu, generator)
+        return mu + s * z
 
 
 def register_family(cls: type[ConditionalFamily]) -> type[ConditionalFamily]:

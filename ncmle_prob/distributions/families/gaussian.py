@@ -58,12 +58,19 @@ class Gaussian(ConditionalFamily):
         loc, log_scale = params.unbind(-1)
         return _normal_log_pdf(x, loc, log_scale.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX))
 
-    def sample(
-        self, params: Tensor, sigma: Tensor, generator: torch.Generator | None = None
+    @property
+    def noise_size(self) -> int:
+        return 1
+
+    def draw_noise(
+        self, shape: torch.Size, like: Tensor, generator: torch.Generator | None = None
     ) -> Tensor:
+        z = torch.randn(shape, dtype=like.dtype, device=like.device, generator=generator)
+        return z.unsqueeze(-1)
+
+    def transform(self, params: Tensor, noise: Tensor, sigma: Tensor) -> Tensor:
         loc, log_scale = params.unbind(-1)
-        z = torch.randn(loc.shape, dtype=loc.dtype, device=loc.device, generator=generator)
-        return loc + torch.exp(log_scale.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX)) * z
+        return loc + torch.exp(log_scale.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX)) * noise[..., 0]
 
 
 @register_family

@@ -107,10 +107,8 @@ class DiscretizedLogisticMixture(LogisticMixture):
         comp = torch.where(at_zero, mass, density)
         return torch.logsumexp(log_w + comp, dim=-1)
 
-    def sample(
-        self, params: Tensor, sigma: Tensor, generator: torch.Generator | None = None
-    ) -> Tensor:
-        x = super().sample(params, sigma, generator)
+    def transform(self, params: Tensor, noise: Tensor, sigma: Tensor) -> Tensor:
+        x = super().transform(params, noise, sigma)
         # Rounding a continuous draw to its bin (edges extended to ±inf) is an exact draw
         # from the discretized mixture.
         width = self.bin_width

@@ -1,0 +1,156 @@
+"""Peak memory of sampling and restoring against n, and the Jacobi sampler's speed (issue 19).
+
+Part 1, memory: each row runs in a fresh subprocess (``_memory.run_children``, one at a time
+so the timings of part 2 are not disturbed), builds an untrained PixelCNN++ on 14×14 grey
+images (32 filters, one resnet, 256 bins: the issue's model), makes a warm-up draw of one
+sample, and reports the peak resident memory that one call adds (``_memory.peak_growth``) for
+``ancestral``, ``annealed_langevin``, ``score_corrected_ancestral`` (at σ = 0: ancestral at
+0.3, MALA levels, Tweedie, snapping and grid Metropolis) and ``restore`` (denoising, MALA).
+The annealing samplers run with short budgets (``--quick``: 2 levels × 2 steps, 10 grid
+steps) since memory no longer depends on the steps (tests/test_sampler_memory.py).
+
+Part 2, Jacobi: samples/s of ``jacobi`` (and Gauss–Seidel–Jacobi) over ``ancestral`` with the
+same seed (same draws), on MADE at D = 64 untrained and trained briefly on digits (8×8), and
+the passes to convergence. Ancestral uses MADE's cached sampler (rank-one updates), so the
+ratio is against the fast baseline.
+
+Usage::
+
+    python benchmarks/bench_memory.py --quick          # small sizes (minutes on 2 cores)
+    python benchmarks/bench_memory.py --ns 8,32,128    # the memory rows at other n
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _memory import peak_growth, run_children
+
+SHORT = {"num_levels": 2, "steps_per_level": 2}
+
+
+def child(method: str, n: int, batch: int | None, quick: bool) -> None:
+    """One measurement; prints a JSON line."""
+    import torch
+
+    from ncmle_prob import samplers
+    from ncmle_prob.infer import denoise
+    from ncmle_prob.models import PixelCNNPP
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = PixelCNNPP((1, 14, 14), filters=32, resnets=1, bins=256)
+    opts: dict = {} if batch is None else {"batch_size": batch}
+    if quick and method in ("annealed_langevin", "score_corrected_ancestral"):
+        opts.update(SHORT)
+        if method == "score_corrected_ancestral":
+            opts["grid_steps"] = 10
+    samplers.sample(model(0.0), 1, "ancestral")  # warm-up: allocator, lazy imports
+
+    def call() -> object:
+        if method == "restore":
+            y = torch.rand(n, 1, 14, 14) * 2 - 1
+            steps = 5 if quick else 50
+            return denoise(model(0.05), y, 0.3, num_samples=steps, warmup_steps=steps, seed=0,
+                           batch_size=batch)
+        return samplers.sample(model(0.0), n, method, generator=torch.Generator().manual_seed(0),
+                               **opts)
+
+    t0 = time.perf_counter()
+    out = peak_growth(call)
+    out["seconds"] = time.perf_counter() - t0
+    print(json.dumps(out))
+
+
+def memory_table(ns: list[int], quick: bool) -> list[dict]:
+    rows = []
+    methods = ["ancestral", "annealed_langevin", "score_corrected_ancestral", "restore"]
+    for method in methods:
+        for n, batch in [*((n, n) for n in ns), (ns[-1], ns[0])]:
+            cmd = [sys.executable, __file__, "--child", method, str(n), str(batch)]
+            if quick:
+                cmd.append("--quick")
+            res = run_children({method: cmd})[method]
+            rows.append({"method": method, "n": n, "batch_size": batch,
+                         "peak_mib": round(res["peak_delta_mib"], 1),
+                         "seconds": round(res["seconds"], 1)})
+            print(rows[-1], flush=True)
+    return rows
+
+
+def jacobi_table(n: int, train_steps: int) -> list[dict]:
+    import torch
+
+    from ncmle_prob import samplers
+    from ncmle_prob.data import load_digits
+    from ncmle_prob.models import MADE
+    from ncmle_prob.training import fit
+
+    torch.set_num_threads(1)
+    rows = []
+    for trained in (False, True):
+        torch.manual_seed(0)
+        model = MADE(64, family="discretized_logistic_mixture", bins=17, components=5)
+        if trained:
+            fit(model, load_digits().train.reshape(-1, 64), steps=train_steps, batch_size=64,
+                progress=False)
+        model.eval()
+        for sigma in (0.0, 0.1):
+            d = model(sigma)
+            times = {}
+            infos = {}
+            for method, opts in (("ancestral", {}), ("jacobi", {}),
+                                 ("jacobi", {"block_size": 16})):
+                key = method + (f"(block {opts['block_size']})" if opts else "")
+                best = float("inf")
+                for _ in range(3):
+                    g = torch.Generator().manual_seed(0)
+                    t0 = time.perf_counter()
+                    x, info = samplers.sample(d, n, method, generator=g, return_info=True,
+                                              **opts)
+                    best = min(best, time.perf_counter() - t0)
+                times[key], infos[key] = best, info
+                if key == "ancestral":
+                    ref = x
+                else:
+                    assert float((x - ref).abs().max()) <= 1e-5, key
+            for key in times:
+                if key == "ancestral":
+                    continue
+                rows.append({"model": f"MADE D=64 {'trained' if trained else 'untrained'}",
+                             "sigma": sigma, "sampler": key, "n": n,
+                             "iterations": infos[key].iterations,
+                             "ratio_vs_ancestral": round(times["ancestral"] / times[key], 2)})
+                print(rows[-1], flush=True)
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--child", nargs=3, metavar=("METHOD", "N", "BATCH"))
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--ns", default="8,32")
+    p.add_argument("--jacobi-n", type=int, default=256)
+    p.add_argument("--train-steps", type=int, default=300)
+    p.add_argument("--skip-memory", action="store_true")
+    p.add_argument("--json", default=None)
+    args = p.parse_args()
+    if args.child:
+        method, n, batch = args.child
+        child(method, int(n), None if batch == "None" else int(batch), args.quick)
+        return
+    ns = [int(s) for s in args.ns.split(",")]
+    out = {"memory": [] if args.skip_memory else memory_table(ns, args.quick),
+           "jacobi": jacobi_table(args.jacobi_n, args.train_steps)}
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
