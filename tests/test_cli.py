@@ -34,6 +34,21 @@ def test_demo_quick_writes_finite_results(demo_dir: Path) -> None:
     assert not list(demo_dir.glob(".*.tmp"))  # atomic writes left no temp files
 
 
+@pytest.mark.slow
+def test_demo_runs_again_into_its_own_folder(demo_dir: Path, tmp_path: Path) -> None:
+    """A second demo into the same folder replaces the first (its checkpoint folders ``mle``
+    and ``ncmle`` are the demo's own); a file in their place is refused in one line."""
+    import shutil
+
+    again = tmp_path / "again"
+    shutil.copytree(demo_dir, again)
+    assert main(["demo", "--quick", "--quiet", "--out", str(again)]) == 0
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    (blocked / "mle").write_text("not a folder")
+    assert main(["demo", "--quick", "--quiet", "--out", str(blocked)]) == 2
+
+
 def test_demo_output_dir_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("NCMLE_OUTPUT_DIR", str(tmp_path / "env-out"))
     from ncmle_prob.cli import build_parser

@@ -150,13 +150,17 @@ def summary(results: dict[str, dict[float, float]], quick: bool = False) -> str:
 def run(args: argparse.Namespace) -> int:
     """Runs ``ncmle demo``."""
     check_prior_args(args)
-    out = check_output_dir("--out", args.out, "mle", "ncmle")
-    for name in ("robustness.png", "results.json", "samples_mle.png", "samples_ncmle.png",
-                 "samples_ncmle_score_corrected.png"):
-        if (out / name).is_dir():
-            from .common import CLIError
+    from .common import CLIError
 
-            raise CLIError(f"--out {out}: {out / name} is a folder")
+    # The figures must not be folders, the two checkpoint folders not files; a second demo
+    # into the same folder replaces the first (its checkpoints are the demo's own).
+    out = check_output_dir("--out", args.out, "robustness.png", "results.json",
+                           "samples_mle.png", "samples_ncmle.png",
+                           "samples_ncmle_score_corrected.png")
+    for name in ("mle", "ncmle"):
+        if (out / name).exists() and not (out / name).is_dir():
+            raise CLIError(f"--out {out}: {out / name} is a file; the demo keeps its "
+                           "checkpoints in a folder of that name")
     from ..training import evaluate_bits_per_dim
     from ..training.checkpoint import atomic_write
     from .plots import image_grid, robustness_plot
