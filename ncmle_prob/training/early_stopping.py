@@ -21,6 +21,7 @@ The weights evaluated at the best step are kept by :class:`BestWeights`: written
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,7 @@ __all__ = [
     "broadcast_state",
     "early_stopping_state",
     "monitored_value",
+    "stop_reason",
 ]
 
 BEST_NAME = "best.pt"
@@ -99,6 +101,26 @@ def early_stopping_state(
     return EarlyStoppingState(best_step, best, since, since >= patience)
 
 
+def stop_reason(state: EarlyStoppingState | None, config: Any, stopped_early: bool) -> str:
+    """The ``History.stopped["reason"]`` of a run that ended (``config``: its ``FitConfig``).
+
+    Example:
+        >>> from ncmle_prob.training import FitConfig
+        >>> cfg = FitConfig(steps=50, eval_every=10, patience=2)
+        >>> stop_reason(EarlyStoppingState(20, 2.5, 2, True), cfg, True)
+        'early stopping: validation bits/dim at σ=0 did not improve by more than 0 in 2 \
+evaluations after the best, 2.5 at step 20 (patience 2)'
+    """
+    if not stopped_early:
+        return "step budget"
+    if state is None or state.best_step is None:  # not rank 0: the evaluations live there
+        return "early stopping (decided on rank 0)"
+    return (f"early stopping: validation bits/dim at σ={config.monitor_sigma:g} did not improve "
+            f"by more than {config.min_delta:g} in {state.since_best} evaluations after the "
+            f"best, {state.best_value:.6g} at step {state.best_step} (patience "
+            f"{config.patience})")
+
+
 class BestWeights:
     """The weights of the best evaluation: in ``best.pt`` (atomic) or, without a folder, in
     memory.
@@ -144,8 +166,7 @@ class BestWeights:
                 if self.path is None:
                     self._state = dict(ck.model)
                 elif f != self.path:  # e.g. resume=PATH from another folder: copy it here
-                    data = f.read_bytes()
-                    atomic_write(self.path, lambda fh: fh.write(data))
+                    atomic_write(self.path, lambda fh, src=f: fh.write(src.read_bytes()))
                 return True
         return False
 
@@ -158,6 +179,24 @@ class BestWeights:
         if self.path is None or not self.path.is_file():
             return None
         return load_checkpoint(self.path).model
+
+
+    def restore(self, model: nn.Module, best: dict[str, Any] | None, distributed: bool) -> bool:
+        """Loads the weights of ``best`` (``History.best``; ``None`` off rank 0) into ``model``
+        on every rank; ``False`` (with a warning) if they were not kept."""
+        state = self.load(best["step"], best["bits_per_dim"]) if best else None
+        if distributed:
+            state = broadcast_state(state, model, state is not None)
+        if state is None:
+            if best is not None:
+                warnings.warn(
+                    f"restore_best: the weights of the best evaluation (step {best['step']}) "
+                    "were not kept (their best.pt is gone or from another run); the model keeps "
+                    "its last weights", UserWarning, stacklevel=3,
+                )
+            return False
+        model.load_state_dict(state)
+        return True
 
 
 def broadcast_state(state: dict[str, Tensor] | None, model: nn.Module, src_has: bool) -> (
