@@ -42,7 +42,9 @@ MODEL_CLASSES = {"MADE": "made", "PixelCNNPP": "pixelcnnpp"}
 #: ``train_config`` keys that a resume must keep, with the flag that sets each
 RESUMED_OPTIONS = {"lr": "--lr", "batch_size": "--batch-size", "grad_clip": "--grad-clip",
                    "ema": "--ema", "amp": "--amp", "seed": "--seed",
-                   "validation_size": "--validation-size"}
+                   "validation_size": "--validation-size", "patience": "--patience",
+                   "min_delta": "--min-delta", "eval_every": "--eval-every",
+                   "monitor": "the first --eval-sigmas"}
 _PRIOR_OPTIONS = {"p_zero": "--p-zero", "sigma_min": "--sigma-min", "sigma_max": "--sigma-max"}
 
 

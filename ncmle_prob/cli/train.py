@@ -14,6 +14,7 @@ from .common import (
     check_data_args,
     check_output_dir,
     decay,
+    nonnegative_float,
     nonnegative_int,
     parse_floats,
     positive_float,
@@ -146,6 +147,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                    help="validation examples: the last N of the train split, held out of "
                         "training (default: with --eval-every a tenth of it, at most 1000; "
                         "else none)")
+    g.add_argument("--patience", type=positive_int, default=None, metavar="P",
+                   help="early stopping: stop once P validation evaluations in a row have not "
+                        "improved the validation bits/dim at the first --eval-sigmas; the model "
+                        "ends with the best evaluated weights (also OUT/best.pt). Needs "
+                        "--eval-every (default: off)")
+    g.add_argument("--min-delta", type=nonnegative_float, default=None, metavar="D",
+                   help="with --patience: a decrease of the validation bits/dim by more than D "
+                        "counts as an improvement (default: 0)")
     g.add_argument("--test-size", "--eval-size", type=positive_int, default=1000, metavar="N",
                    dest="test_size",
                    help="test examples reported at the end: the first N of the test split "
@@ -216,9 +225,14 @@ def _now_options(args: argparse.Namespace, data_size: int | None) -> dict[str, A
     import dataclasses
 
     batch = args.batch_size if data_size is None else min(args.batch_size, data_size)
-    return {"lr": args.lr, "batch_size": batch, "grad_clip": args.grad_clip, "ema": args.ema,
-            "amp": args.amp, "seed": args.seed,
-            "prior": dataclasses.asdict(build_prior(args, args.objective))}
+    now = {"lr": args.lr, "batch_size": batch, "grad_clip": args.grad_clip, "ema": args.ema,
+           "amp": args.amp, "seed": args.seed, "patience": args.patience,
+           "min_delta": args.min_delta or 0.0,
+           "prior": dataclasses.asdict(build_prior(args, args.objective))}
+    if args.patience is not None:  # what early stopping watches, and how often
+        now.update(eval_every=args.eval_every,
+                   monitor=parse_floats(args.eval_sigmas, "eval-sigmas")[0])
+    return now
 
 
 def _start_step(args: argparse.Namespace, out: Path) -> int | None:
@@ -241,7 +255,14 @@ def _start_step(args: argparse.Namespace, out: Path) -> int | None:
     ck = load_checkpoint(ckpt)
     check_resume_model(ckpt, ck.model_class, ck.meta, args.model)
     before = dict(ck.train_config)
+    if before.get("patience") is not None and args.patience is None:  # the run's own
+        args.patience = before["patience"]
+        args.min_delta = before.get("min_delta") if args.min_delta is None else args.min_delta
+        args.eval_every = args.eval_every or before.get("eval_every")
     now = _now_options(args, before.get("data_size"))
+    if before.get("patience") is None:
+        before.pop("eval_every", None)
+        before.pop("monitor", None)
     if "validation_size" in ck.meta:
         if args.validation_size is None:  # the run's own split, whatever --eval-every says
             args.validation_size = ck.meta["validation_size"]
@@ -284,6 +305,20 @@ def _build_model(args: argparse.Namespace, data: TrainData) -> Any:
                                     meta["image_shape"]))
 
 
+def _check_early_stopping_args(args: argparse.Namespace) -> None:
+    """``--patience`` needs validation evaluations; ``--min-delta`` needs ``--patience``."""
+    if args.patience is None:
+        if args.min_delta is not None:
+            raise CLIError("--min-delta is an option of early stopping: pass --patience too")
+        return
+    if not args.eval_every:
+        raise CLIError(f"--patience {args.patience} needs validation evaluations: pass "
+                       "--eval-every N (validation bits/dim every N steps)")
+    if args.validation_size == 0:
+        raise CLIError(f"--patience {args.patience} needs a validation split, but "
+                       "--validation-size is 0")
+
+
 def _bits(res: dict[float, float]) -> str:
     return ", ".join(f"σ={float(k):g}: {v:.4f}" for k, v in res.items())
 
@@ -298,6 +333,7 @@ def run(args: argparse.Namespace) -> int:
     check_prior_args(args)
     out = check_output_dir("--out", args.out, CHECKPOINT)
     start = _start_step(args, out)
+    _check_early_stopping_args(args)
     if start is not None and start >= args.steps:
         say(f"checkpoint {out / CHECKPOINT} is already at step {start} >= --steps {args.steps}: "
             "nothing to train (raise --steps to continue)")
@@ -307,6 +343,9 @@ def run(args: argparse.Namespace) -> int:
     model = _build_model(args, data)
     if start is not None:
         _check_resume(args, out / CHECKPOINT, model, bins)
+    if args.patience is not None and data.validation is None:
+        raise CLIError(f"--patience {args.patience}: --data {args.data} leaves no validation "
+                       "examples (pass --validation-size N)")
     image_shape = data.meta.get("image_shape")
     if args.sample_every and not image_shape:
         raise CLIError(f"--sample-every writes image grids; --data {args.data} is not images")
@@ -320,7 +359,8 @@ def run(args: argparse.Namespace) -> int:
     config = FitConfig(
         prior=build_prior(args, args.objective), steps=args.steps, batch_size=args.batch_size,
         lr=args.lr, grad_clip=args.grad_clip, ema=args.ema, amp=args.amp, device=args.device,
-        eval_sigmas=sigmas, eval_every=args.eval_every, bins=bins, checkpoint_dir=out,
+        eval_sigmas=sigmas, eval_every=args.eval_every, patience=args.patience,
+        min_delta=args.min_delta or 0.0, bins=bins, checkpoint_dir=out,
         checkpoint_every=args.checkpoint_every, resume=start is not None, seed=args.seed,
         progress=not args.quiet, num_workers=args.num_workers, meta=meta,
     )
@@ -368,8 +408,14 @@ def run(args: argparse.Namespace) -> int:
     finally:
         lock.release()
         teardown(ctx)
-    done = (f"steps {start} -> {args.steps} (resumed)" if start is not None
-            else f"{args.steps} steps")
+    hist = trainer.history
+    end = hist.stopped_step if hist.stopped_step is not None else args.steps
+    done = (f"steps {start} -> {end} (resumed)" if start is not None else f"{end} steps")
+    if hist.stop_reason and hist.stop_reason.startswith("early stopping") and hist.best:
+        say(f"early stopping at step {end}: best step {hist.best_step}, validation bits/dim "
+            f"(σ={hist.best['sigma']:g}) {hist.best['bits_per_dim']:.4f}; the model (and "
+            f"{out / 'best.pt'}) holds the best step's weights")
+        done += f" of --steps {args.steps}, stopped early"
     last = trainer.history.evals[-1]["bits_per_dim"] if trainer.history.evals else None
     if last:
         say(f"validation bits/dim ({len(data.validation)} examples): {_bits(last)}")

@@ -66,6 +66,16 @@ class FitConfig:
         device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``.
         eval_sigmas: noise levels of the bits/dim evaluations.
         eval_every: evaluate every this many steps (and always at the end).
+        patience: early stopping: stop once this many evaluations in a row have not improved
+            the monitored validation bits/dim (``None``: off). Needs ``eval_every`` and
+            ``eval_data``; see :mod:`ncmle_prob.training.early_stopping`.
+        monitor: the σ of ``eval_sigmas`` whose validation bits/dim early stopping watches
+            (``None``: the first). Only with ``patience``.
+        min_delta: a decrease of the monitored bits/dim by more than this counts as an
+            improvement (default 0). Only with ``patience``.
+        restore_best: with ``patience``, end with the weights of the best evaluation (the EMA
+            weights when ``ema`` is on, as evaluations use them) rather than the last ones.
+            They are also written to ``checkpoint_dir/best.pt``.
         bins: grid levels of the data (bits/dim bin width); default: the data set's or the
             family's ``bins``.
         checkpoint_dir: where ``last.pt`` is written atomically (``None``: no checkpoints).
@@ -86,6 +96,17 @@ class FitConfig:
         Traceback (most recent call last):
         ...
         ValueError: steps must be an integer >= 1, got 0
+
+        Early stopping on the validation bits/dim at σ = 0.1, checked every 50 steps:
+
+        >>> FitConfig(steps=5000, eval_every=50, eval_sigmas=(0.0, 0.1), patience=10,
+        ...           monitor=0.1).monitor_sigma
+        0.1
+        >>> FitConfig(steps=5000, patience=10)
+        Traceback (most recent call last):
+        ...
+        ValueError: patience=10 needs eval_every (evaluate every N steps) and eval_data (the \
+validation set the evaluations use); eval_every is None
     """
 
     prior: NoiseLevelPrior = field(default_factory=NoiseLevelPrior)
@@ -100,6 +121,10 @@ class FitConfig:
     device: str | torch.device | None = "cpu"
     eval_sigmas: Sequence[float] = (0.0,)
     eval_every: int | None = None
+    patience: int | None = None
+    monitor: float | None = None
+    min_delta: float = 0.0
+    restore_best: bool = True
     bins: int | None = None
     checkpoint_dir: str | Path | None = None
     checkpoint_every: int | None = None
@@ -148,6 +173,7 @@ class FitConfig:
         if not sigmas or any(not math.isfinite(s) or s < 0 for s in sigmas):
             raise ValueError(f"eval_sigmas must be finite numbers >= 0, got {self.eval_sigmas!r}")
         self.eval_sigmas = sigmas
+        self._check_early_stopping()
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
         if isinstance(self.num_workers, bool) or not isinstance(self.num_workers, int) or (
@@ -164,6 +190,43 @@ class FitConfig:
             )
         if self.resume is True and self.checkpoint_dir is None:
             raise ValueError("resume=True needs checkpoint_dir (where last.pt is looked for)")
+
+    def _check_early_stopping(self) -> None:
+        """``patience``, ``monitor``, ``min_delta`` and ``restore_best``, checked together."""
+        check_positive_int("patience", self.patience, allow_none=True)
+        _check_number("min_delta", self.min_delta, positive=False, allow_none=False)
+        if not isinstance(self.restore_best, bool):
+            raise TypeError(f"restore_best must be True or False, got {self.restore_best!r}")
+        if self.monitor is not None:
+            _check_number("monitor", self.monitor, positive=False, allow_none=False)
+            if float(self.monitor) not in self.eval_sigmas:
+                raise ValueError(
+                    f"monitor={self.monitor!r} must be one of eval_sigmas "
+                    f"{list(self.eval_sigmas)} (the σ whose validation bits/dim is watched)"
+                )
+            self.monitor = float(self.monitor)
+        if self.patience is None:
+            if self.monitor is not None or self.min_delta != 0:
+                raise ValueError(
+                    f"monitor={self.monitor!r} and min_delta={self.min_delta!r} are options of "
+                    "early stopping: set patience too (or leave them at their defaults)"
+                )
+            return
+        if self.eval_every is None:
+            raise ValueError(
+                f"patience={self.patience} needs eval_every (evaluate every N steps) and "
+                "eval_data (the validation set the evaluations use); eval_every is None"
+            )
+
+    @property
+    def monitor_sigma(self) -> float:
+        """The σ early stopping watches: ``monitor``, or the first of ``eval_sigmas``.
+
+        Example:
+            >>> FitConfig(steps=9, eval_sigmas=(0.1, 0.0), patience=2, eval_every=3).monitor_sigma
+            0.1
+        """
+        return float(self.monitor) if self.monitor is not None else float(self.eval_sigmas[0])
 
     @classmethod
     def from_options(cls, base: FitConfig | None = None, **options: Any) -> FitConfig:

@@ -64,12 +64,19 @@ def fit(
         callback: called as ``callback(step, info)`` after every optimizer step.
         **options: any :class:`~ncmle_prob.training.FitConfig` field: ``prior``, ``steps``,
             ``epochs``, ``batch_size``, ``lr``, ``weight_decay``, ``grad_clip``, ``ema``,
-            ``amp``, ``device``, ``eval_sigmas``, ``eval_every``, ``bins``,
+            ``amp``, ``device``, ``eval_sigmas``, ``eval_every``, ``patience``, ``monitor``,
+            ``min_delta``, ``restore_best``, ``bins``,
             ``checkpoint_dir``, ``checkpoint_every``, ``resume``, ``seed``, ``log_every``,
             ``progress``, ``num_workers``, ``pin_memory``, ``meta``.
 
+    With ``patience`` set, training stops once that many evaluations in a row have not
+    improved the validation bits/dim at ``monitor`` (see
+    :mod:`ncmle_prob.training.early_stopping`); the model then ends with the best evaluated
+    weights (``restore_best``), also written to ``checkpoint_dir/best.pt``.
+
     Returns:
-        The :class:`History` (on every rank; evaluations only on rank 0).
+        The :class:`History` (on every rank; evaluations only on rank 0); ``best_step`` and
+        ``stop_reason`` say where the best evaluation was and why the run stopped.
 
     Raises:
         TypeError: an unknown option, or data of the wrong type.

@@ -20,16 +20,42 @@ class History:
             ``examples_per_s`` (global throughput) and ``grad_norm``.
         evals: one dict per evaluation: ``step`` and ``bits_per_dim``, a mapping from σ
             (as a string, JSON keys) to the mean bits/dim of the evaluation set at that σ.
+        best: with early stopping, the best evaluation so far: ``step``, ``sigma`` (the
+            monitored σ) and ``bits_per_dim`` (its value); recomputed from ``evals`` after
+            each evaluation (``None`` without early stopping).
+        stopped: set when the run ends: ``step`` (the step training stopped at) and
+            ``reason`` (``"early stopping: ..."`` or ``"step budget"``).
 
     Example:
         >>> h = History()
         >>> h.train.append({"step": 10, "loss": 1.5})
         >>> History.from_json(h.to_json()).losses
         [(10, 1.5)]
+        >>> h.stopped = {"step": 10, "reason": "step budget"}
+        >>> History.from_json(h.to_json()).stop_reason, h.best_step
+        ('step budget', None)
     """
 
     train: list[dict[str, Any]] = field(default_factory=list)
     evals: list[dict[str, Any]] = field(default_factory=list)
+    best: dict[str, Any] | None = None
+    stopped: dict[str, Any] | None = None
+
+    @property
+    def best_step(self) -> int | None:
+        """Step of the best evaluation under early stopping (``None``: none, or no early
+        stopping)."""
+        return int(self.best["step"]) if self.best else None
+
+    @property
+    def stopped_step(self) -> int | None:
+        """The step the run stopped at (``None`` while it runs)."""
+        return int(self.stopped["step"]) if self.stopped else None
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why the run stopped: ``"early stopping: ..."``, ``"step budget"`` or ``None``."""
+        return str(self.stopped["reason"]) if self.stopped else None
 
     @property
     def losses(self) -> list[tuple[int, float]]:
@@ -45,10 +71,12 @@ class History:
 
     def to_json(self) -> str:
         """Serialises the history to a JSON string."""
-        return json.dumps({"train": self.train, "evals": self.evals})
+        return json.dumps({"train": self.train, "evals": self.evals, "best": self.best,
+                           "stopped": self.stopped})
 
     @classmethod
     def from_json(cls, text: str) -> History:
         """Inverse of :meth:`to_json`."""
         data = json.loads(text)
-        return cls(train=list(data.get("train", [])), evals=list(data.get("evals", [])))
+        return cls(train=list(data.get("train", [])), evals=list(data.get("evals", [])),
+                   best=data.get("best"), stopped=data.get("stopped"))

@@ -22,6 +22,13 @@ from .batches import BatchSource, check_tensor_data, make_source
 from .checkpoint import check_compatible, load_checkpoint, save_checkpoint
 from .config import FitConfig
 from .distributed import DistContext
+from .early_stopping import (
+    BEST_NAME,
+    BestWeights,
+    EarlyStoppingState,
+    early_stopping_state,
+    stop_reason,
+)
 from .ema import EMA
 from .evaluation import evaluate_bits_per_dim
 from .history import History
@@ -103,6 +110,11 @@ class Trainer:
             raise TypeError(
                 f"eval_data must be a tensor, a Dataset or None, got {type(eval_data).__name__}"
             )
+        if cfg.patience is not None and eval_data is None:
+            raise ValueError(
+                f"patience={cfg.patience} needs eval_every (evaluate every N steps) and "
+                "eval_data (the validation set the evaluations use); eval_data is None"
+            )
         pin = cfg.pin_memory if cfg.pin_memory is not None else dev.type == "cuda"
         self.source: BatchSource = make_source(
             train_data, batch_size=cfg.batch_size, seed=cfg.seed, rank=ctx.rank,
@@ -120,6 +132,7 @@ class Trainer:
         ckpt_dir = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir is not None else None
         self.checkpoint_path = ckpt_dir / CHECKPOINT_NAME if ckpt_dir is not None else None
         self.last_good: tuple[Path, int] | None = None
+        self.best_weights = BestWeights(ckpt_dir / BEST_NAME if ckpt_dir is not None else None)
         loss_fn: nn.Module = NoisedNLL(model, self.bins)
         if ctx.distributed:
             from torch.nn.parallel import DistributedDataParallel
@@ -155,6 +168,9 @@ class Trainer:
             self.scaler.load_state_dict(ck.scaler)
         self.step_count, self.history = ck.step, History.from_json(ck.history)
         self.last_good = (ck.path, ck.step)
+        self.history.stopped = None  # set again when this run ends
+        if self.config.patience is not None and self.ctx.is_main:
+            self._resume_best(Path(path), ck.step)
         before, now = ck.train_config, self.train_config()
         changed = [k for k in ("seed", "batch_size", "data_size", "world_size")
                    if k in before and before[k] != now[k]]
@@ -167,8 +183,10 @@ class Trainer:
 
     def train_config(self) -> dict[str, object]:
         """The JSON record of the run stored in checkpoints (``steps`` is the total)."""
-        return {**self.config.to_json(), "world_size": self.ctx.world_size, "steps": self.total,
-                "data_size": self.source.size}
+        cfg = self.config
+        return {**cfg.to_json(), "world_size": self.ctx.world_size, "steps": self.total,
+                "data_size": self.source.size,
+                "monitor": cfg.monitor_sigma if cfg.patience is not None else cfg.monitor}
 
     def checkpoint(self) -> Path | None:
         """Writes ``last.pt`` atomically (rank 0, when ``checkpoint_dir`` is set)."""
@@ -176,6 +194,12 @@ class Trainer:
             return None
         meta = {**(self.config.meta or {}), "bins": self.bins,
                 "event_shape": list(self.event_shape)}
+        best, stopped = self.history.best, self.history.stopped
+        if best is not None:
+            meta.update(best_step=best["step"], best_bits_per_dim=best["bits_per_dim"],
+                        monitor=best["sigma"])
+        if stopped is not None:
+            meta.update(stopped_step=stopped["step"], stop_reason=stopped["reason"])
         save_checkpoint(
             self.checkpoint_path, self.model, optimizer=self.optimizer,
             ema=self.ema.state_dict() if self.ema else None, scaler=self.scaler,
@@ -197,10 +221,62 @@ class Trainer:
         self.history.evals.append(
             {"step": self.step_count, "bits_per_dim": {repr(k): v for k, v in res.items()}}
         )
+        if self.config.patience is not None:
+            self._track_best()
         if self._bar is not None and not self._bar.disable:
             shown = ", ".join(f"σ={k:g}: {v:.4f}" for k, v in res.items())
             self._bar.write(f"step {self.step_count}: validation bits/dim {shown}")
         return res
+
+    # ------------------------------------------------------------------ early stopping
+    def early_stopping(self) -> EarlyStoppingState | None:
+        """Early stopping's state, derived from ``history.evals`` (``None`` when off)."""
+        cfg = self.config
+        if cfg.patience is None:
+            return None
+        return early_stopping_state(self.history.evals, cfg.monitor_sigma, cfg.patience,
+                                    cfg.min_delta)
+
+    def _track_best(self) -> None:
+        """Records the best evaluation in ``history.best``; keeps its weights if it is new."""
+        state = self.early_stopping()
+        if state is None or state.best_step is None:
+            return
+        self.history.best = {"step": state.best_step, "sigma": self.config.monitor_sigma,
+                             "bits_per_dim": state.best_value}
+        if state.best_step == self.step_count and self.best_weights.step != self.step_count:
+            self._keep_best(state)
+
+    def _keep_best(self, state: EarlyStoppingState) -> None:
+        """Keeps the weights evaluations use now (the EMA ones if any) as the best."""
+        if self.ema is not None:
+            self.ema.copy_to(self._eval_model)
+        meta = {**(self.config.meta or {}), "bins": self.bins,
+                "event_shape": list(self.event_shape), "monitor": self.config.monitor_sigma}
+        self.best_weights.save(self._eval_model, step=int(state.best_step),  # type: ignore[arg-type]
+                               value=state.best_value, meta=meta,
+                               train_config=self.train_config())
+
+    def _resume_best(self, path: Path, step: int) -> None:
+        """Finds the best weights of a resumed run: a matching ``best.pt`` (in
+        ``checkpoint_dir`` or beside ``path``), or the resumed weights if they are the best."""
+        state = self.early_stopping()
+        if state is None or state.best_step is None:
+            return
+        files = [f for f in (self.best_weights.path, path.parent / BEST_NAME) if f is not None]
+        if not self.best_weights.adopt(files, state.best_step, state.best_value) and (
+            state.best_step == step
+        ):
+            self._keep_best(state)
+
+    def should_stop(self) -> bool:
+        """Whether early stopping's patience has run out (rank 0 decides for all ranks)."""
+        state = self.early_stopping()
+        flag = bool(state is not None and state.exhausted and self.ctx.is_main)
+        if self.ctx.distributed and self.config.patience is not None:
+            t = torch.tensor([float(flag)], device=self.ctx.device)
+            flag = bool(self.ctx.all_mean(t) > 0)
+        return flag
 
     # ------------------------------------------------------------------ one step
     def _stop(self, what: str, value: float) -> None:
@@ -260,14 +336,37 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> History:
-        """Resumes if asked, trains to the last step, evaluates, checkpoints; returns the
-        :class:`History`. The model ends with the EMA weights when ``config.ema`` is set."""
-        cfg, dev = self.config, self.ctx.device
+        """Resumes if asked, trains to the last step or until early stopping, evaluates,
+        checkpoints; returns the :class:`History`. The model ends with the best evaluated
+        weights under early stopping with ``restore_best``, else with the EMA weights when
+        ``config.ema`` is set, else with the last ones."""
+        cfg = self.config
         path = self.resume_path()
         if path is not None:
             self.resume(path)
         bar = self._bar = make_progress(self.total, self.step_count, "ncmle fit",
                                         enabled=bool(cfg.progress and self.ctx.is_main))
+        stopped_early = self.should_stop() or self._loop()
+        if not stopped_early and (
+            not self.history.evals or self.history.evals[-1]["step"] != self.step_count
+        ):
+            self.evaluate()
+            stopped_early = self.should_stop()
+        reason = stop_reason(self.early_stopping(), cfg, stopped_early)
+        self.history.stopped = {"step": self.step_count, "reason": reason}
+        self.checkpoint()
+        bar.close()
+        best = self.history.best if self.ctx.is_main else None
+        restored = cfg.patience is not None and cfg.restore_best and self.best_weights.restore(
+            self.model, best, self.ctx.distributed)
+        if not restored and self.ema is not None:
+            self.ema.copy_to(self.model)
+        return self.history
+
+    def _loop(self) -> bool:
+        """The optimizer steps; ``True`` if early stopping ended them."""
+        cfg, dev, bar = self.config, self.ctx.device, self._bar
+        assert bar is not None
         window: list[Tensor] = []
         t0, seen = time.perf_counter(), 0
         fork_devices = [dev.index or 0] if dev.type == "cuda" else []
@@ -277,27 +376,24 @@ class Trainer:
                 seen += x0.shape[0] * self.ctx.world_size
                 window.append(row)
                 bar.update(1)
-                step = self.step_count
-                if step % cfg.log_every == 0 or step == self.total:
+                step, stop = self.step_count, False
+                if cfg.eval_every and step % cfg.eval_every == 0 and step < self.total:
+                    self.evaluate()
+                    stop = self.should_stop()
+                if step % cfg.log_every == 0 or step == self.total or stop:
                     w = torch.stack(window).mean(0).tolist()
                     rate = seen / max(time.perf_counter() - t0, 1e-9)
                     self.history.train.append({"step": step, "loss": w[0], "bits_per_dim": w[1],
                                                "grad_norm": w[2], "examples_per_s": rate})
                     bar.set_postfix(loss=f"{w[0]:.3f}", bpd=f"{w[1]:.3f}", ex_s=f"{rate:.0f}")
                     window, t0, seen = [], time.perf_counter(), 0
-                if cfg.eval_every and step % cfg.eval_every == 0 and step < self.total:
-                    self.evaluate()
                 if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and (
-                    step < self.total
+                    step < self.total and not stop
                 ):
                     self.checkpoint()
                 if self.callback is not None:
                     self.callback(step, {"loss": float(row[0]), "bits_per_dim": float(row[1])})
-        if not self.history.evals or self.history.evals[-1]["step"] != self.step_count:
-            self.evaluate()
-        self.checkpoint()
-        bar.close()
-        if self.ema is not None:
-            self.ema.copy_to(self.model)
-        return self.history
+                if stop:
+                    return True
+        return False
 
