@@ -180,6 +180,10 @@ def test_every_registered_sampler_runs_on_a_composition(device: torch.device) ->
     d = TransformedNoiseConditional(model(0.3), AffineTransform(1.0, 2.0))
     for method in samplers.available():
         opts = {"warmup_steps": 30} if method.startswith("pyro_") else {}
+        if method == "jacobi":  # fixed-point ancestral passes need per-dimension conditionals
+            with pytest.raises(ValueError, match="needs an autoregressive distribution"):
+                samplers.sample(d, 20, method=method)
+            continue
         x = samplers.sample(d, 20, method=method,
                             generator=torch.Generator(device=device).manual_seed(0), **opts)
         assert x.shape == (20, 2) and bool(torch.isfinite(x).all()), method
