@@ -33,7 +33,7 @@ from nflows.transforms import (
 )
 
 from ncmle_prob.distributions import NoisyGaussian, NoisyGaussianMixture
-from ncmle_prob.flows import NoiseConditionalFlow
+from ncmle_prob.flows import NflowsBase, NoiseConditionalFlow, SigmaEmbeddingNet
 from ncmle_prob.models import MADE, NoiseEmbedding
 from ncmle_prob.testing import fit_report, train_on_oracle
 
@@ -74,11 +74,22 @@ def _nflows_maf(features: int) -> NoiseConditionalFlow:
     return NoiseConditionalFlow(flow, (features,), NoiseEmbedding(9))
 
 
+def _nflows_on_made(features: int) -> NoiseConditionalFlow:
+    """The other route: an nflows MAF on our noise-conditional MADE as its base
+    (``NflowsBase``), σ as the flow's context through ``SigmaEmbeddingNet``."""
+    emb = SigmaEmbeddingNet(NoiseEmbedding(9))
+    transform = MaskedAffineAutoregressiveTransform(features, 32,
+                                                    context_features=emb.num_features)
+    flow = Flow(transform, NflowsBase(_made(features, "gaussian")), emb)
+    return NoiseConditionalFlow(flow, (features,))
+
+
 MODELS = {
     "made-gaussian": lambda d: _made(d, "gaussian"),
     "made-gaussian_mixture": lambda d: _made(d, "gaussian_mixture"),
     "made-logistic_mixture": lambda d: _made(d, "logistic_mixture"),
     "nflows-maf": _nflows_maf,
+    "nflows-maf-on-made": _nflows_on_made,
 }
 ORACLES = {"gaussian-3d": gaussian_3d, "mixture-2d": mixture_2d}
 
