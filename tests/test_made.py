@@ -120,3 +120,16 @@ def test_old_layouts_keep_one_product_per_layer() -> None:
     for layout in ("no_sigma_units", "nflows"):
         assert MADE(4, hidden_features=512, layout=layout).net.split is None
     assert MADE(4, hidden_features=64).net.split is None
+
+
+def test_embedding_of_one_broadcast_sigma_equals_the_per_row_embedding() -> None:
+    """A stride-0 σ is embedded once and expanded: same values, same gradient."""
+    model = MADE(3, hidden_features=8)
+    s = torch.tensor(0.3, requires_grad=True)
+    shared = model.embedding(s.expand(5))
+    rows = model.embedding(s.detach().repeat(5).requires_grad_(True))
+    torch.testing.assert_close(shared, rows, rtol=0, atol=0)
+    (g,) = torch.autograd.grad(shared.square().sum(), s)
+    v = s.detach().repeat(5).requires_grad_(True)
+    (gv,) = torch.autograd.grad(model.embedding(v).square().sum(), v)
+    torch.testing.assert_close(g, gv.sum())
