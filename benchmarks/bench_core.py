@@ -148,18 +148,40 @@ def _grad_of(f: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     return g
 
 
+#: ``--old-embedding``: the ``NoiseEmbedding`` class of a copy of an earlier embedding.py.
+OLD_EMBEDDING: list[type[nn.Module]] = []
+
+
 def build_before(old: type[nn.Module], d: int, h: int) -> nn.Module:
     """The previous MADE (``--old-made``) matched to ``build("ours", d, h)``.
 
-    The copy of the old ``made.py`` imports today's ``masked.py``; its hidden layers' block
-    split (:func:`ncmle_prob.models.masked.block_split`, new with the old file's successor) is
-    switched off, so the model computes exactly as the old code did.
+    The copy of the old ``made.py`` imports today's ``masked.py`` and ``embedding.py``: its
+    hidden layers' block split (:func:`ncmle_prob.models.masked.block_split`, newer than the
+    old file) is switched off, and with ``--old-embedding`` its σ embedding is the old one, so
+    that the model computes as the old code did.
     """
     torch.manual_seed(0)
     model = old(d, hidden_features=h, num_blocks=2, family="gaussian", activation="elu")
     if hasattr(model.net, "split"):
         model.net.split = None
+    if OLD_EMBEDDING:
+        emb = model.embedding
+        model.embedding = OLD_EMBEDDING[0](emb.num_features, emb.sigma_floor, emb.sigma_max)
     return model
+
+
+def _load_class(path: Path, module: str, name: str) -> type[nn.Module]:
+    """Class ``name`` of a copy of an earlier file of :mod:`ncmle_prob.models`."""
+    import importlib.util
+
+    if not path.is_file():
+        raise SystemExit(f"no such file {path}")
+    spec = importlib.util.spec_from_file_location(f"ncmle_prob.models.{module}", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot import {path}")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return getattr(mod, name)
 
 
 def logprob_fns(
@@ -399,6 +421,12 @@ def main(argv: list[str] | None = None) -> int:
         "logprob section then adds its log_prob (before/after) and the train section times "
         "its training step against ours",
     )
+    p.add_argument(
+        "--old-embedding",
+        type=Path,
+        default=None,
+        help="with --old-made: a copy of the previous embedding.py, used by the previous MADE",
+    )
     p.add_argument("--json", type=Path, default=None, help="also write raw figures here")
     p.add_argument(
         "--memory-child", nargs=4, metavar=("LIB", "D", "H", "N"), help=argparse.SUPPRESS
@@ -435,6 +463,9 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, object] = {"threads": args.threads, "quick": args.quick}
     verdicts: Verdicts = []
     old = load_old_made(args.old_made) if args.old_made is not None else None
+    if args.old_embedding is not None:
+        OLD_EMBEDDING.append(_load_class(args.old_embedding, "_bench_old_embedding",
+                                         "NoiseEmbedding"))
     if "logprob" in sections:
         section_logprob(cfg, results, verdicts, old)
     if "depth" in sections:
