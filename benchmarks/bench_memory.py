@@ -68,11 +68,17 @@ def child(method: str, n: int, batch: int | None, quick: bool) -> None:
     print(json.dumps(out))
 
 
-def memory_table(ns: list[int], quick: bool) -> list[dict]:
+def memory_table(ns: list[int], quick: bool, default_batch: bool = False) -> list[dict]:
+    """Peak memory per (method, n): ``batch_size = n`` (one batch) and ``n`` = the last of
+    ``ns`` in batches of the first; with ``default_batch`` every ``n`` at the sampler's
+    default ``batch_size`` (``None`` in the rows) instead."""
     rows = []
     methods = ["ancestral", "annealed_langevin", "score_corrected_ancestral", "restore"]
+    cases: list[tuple[int, int | None]] = (
+        [(n, None) for n in ns] if default_batch else [*((n, n) for n in ns), (ns[-1], ns[0])]
+    )
     for method in methods:
-        for n, batch in [*((n, n) for n in ns), (ns[-1], ns[0])]:
+        for n, batch in cases:
             cmd = [sys.executable, __file__, "--child", method, str(n), str(batch)]
             if quick:
                 cmd.append("--quick")
@@ -177,6 +183,8 @@ def main() -> None:
     p.add_argument("--train-steps", type=int, default=300)
     p.add_argument("--skip-memory", action="store_true")
     p.add_argument("--skip-jacobi", action="store_true")
+    p.add_argument("--default-batch", action="store_true",
+                   help="memory rows at the samplers' default batch_size")
     p.add_argument("--made196", default=None, help="checkpoint of a MADE trained on mnist14")
     p.add_argument("--pixelcnn", default=None,
                    help="checkpoint of a PixelCNN++ trained on mnist14")
@@ -189,7 +197,7 @@ def main() -> None:
         child(method, int(n), None if batch == "None" else int(batch), args.quick)
         return
     ns = [int(s) for s in args.ns.split(",")]
-    out = {"memory": [] if args.skip_memory else memory_table(ns, args.quick),
+    out = {"memory": [] if args.skip_memory else memory_table(ns, args.quick, args.default_batch),
            "jacobi": [] if args.skip_jacobi else jacobi_table(
                args.jacobi_n, args.train_steps, args.made196, args.pixelcnn, args.pixelcnn_n,
                not args.skip_made64)}
