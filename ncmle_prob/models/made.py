@@ -298,13 +298,14 @@ class MADE(AutoregressiveModel):
             torch.is_grad_enabled() and (w.requires_grad or b.requires_grad)
         ):
             order = self._param_order
-            return layer.masked_weight()[order], b[order]
+            return layer.masked_weight().index_select(0, order), b.index_select(0, order)
         key = (w._version, w.data_ptr(), b._version, b.data_ptr(), w.dtype, w.device,
                layer.mask._version, layer.mask.data_ptr())
         cache = self._out_cache
         if cache is None or cache[0] != key:
             order = self._param_order
-            cache = (key, layer.masked_weight()[order].detach(), b[order].detach())
+            cache = (key, layer.masked_weight().index_select(0, order).detach(),
+                     b.detach().index_select(0, order))
             self._out_cache = cache
         return cache[1], cache[2]
 
