@@ -18,6 +18,10 @@ Usage::
 
     python benchmarks/bench_memory.py --quick          # small sizes (minutes on 2 cores)
     python benchmarks/bench_memory.py --ns 8,32,128    # the memory rows at other n
+    python benchmarks/bench_memory.py --quick --default-batch --ns 8,32,128,256 --skip-jacobi
+    python benchmarks/bench_memory.py --skip-memory --made196 CKPT --pixelcnn CKPT
+        # Jacobi also on MADE D = 196 and PixelCNN++ 14×14 checkpoints trained on mnist14
+        # (`ncmle train --data mnist14 ...`), each beside an untrained model of its config
 """
 
 from __future__ import annotations
