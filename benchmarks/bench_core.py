@@ -148,11 +148,53 @@ def _grad_of(f: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     return g
 
 
-def logprob_fns(d: int, h: int, b: int) -> dict[str, Callable[[], object]]:
-    """Zero-argument closures timed against each other at one size (autograd on)."""
+#: ``--old-embedding``: the ``NoiseEmbedding`` class of a copy of an earlier embedding.py.
+OLD_EMBEDDING: list[type[nn.Module]] = []
+
+
+def build_before(old: type[nn.Module], d: int, h: int) -> nn.Module:
+    """The previous MADE (``--old-made``) matched to ``build("ours", d, h)``.
+
+    The copy of the old ``made.py`` imports today's ``masked.py`` and ``embedding.py``: its
+    hidden layers' block split (:func:`ncmle_prob.models.masked.block_split`, newer than the
+    old file) is switched off, and with ``--old-embedding`` its σ embedding is the old one, so
+    that the model computes as the old code did.
+    """
+    torch.manual_seed(0)
+    model = old(d, hidden_features=h, num_blocks=2, family="gaussian", activation="elu")
+    if hasattr(model.net, "split"):
+        model.net.split = None
+    if OLD_EMBEDDING:
+        emb = model.embedding
+        model.embedding = OLD_EMBEDDING[0](emb.num_features, emb.sigma_floor, emb.sigma_max)
+    return model
+
+
+def _load_class(path: Path, module: str, name: str) -> type[nn.Module]:
+    """Class ``name`` of a copy of an earlier file of :mod:`ncmle_prob.models`."""
+    import importlib.util
+
+    if not path.is_file():
+        raise SystemExit(f"no such file {path}")
+    spec = importlib.util.spec_from_file_location(f"ncmle_prob.models.{module}", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot import {path}")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return getattr(mod, name)
+
+
+def logprob_fns(
+    d: int, h: int, b: int, old: type[nn.Module] | None = None
+) -> dict[str, Callable[[], object]]:
+    """Zero-argument closures timed against each other at one size (autograd on); with
+    ``old`` (the ``--old-made`` class) also the previous MADE's ``log_prob`` ("before.lp")."""
     x = torch.randn(b, d)
     s = torch.full((b,), 0.5)
     fns: dict[str, Callable[[], object]] = {}
+    if old is not None:
+        before = build_before(old, d, h)
+        fns["before.lp"] = lambda: before(s).log_prob(x)
     ours = build("ours", d, h)
     dist = ours(s)
     ctx = ours.embedding(s)
@@ -232,11 +274,17 @@ def measure_memory(libs: list[str], d: int, h: int, n: int) -> dict[str, dict[st
 
 
 # ---------------------------------------------------------------------- report
-def section_logprob(cfg: Config, results: dict[str, object], verdicts: Verdicts) -> None:
-    """log_prob vs the bare networks, score vs log_prob, and throughput vs zuko/nflows."""
-    rows, srows = [], []
+def section_logprob(
+    cfg: Config,
+    results: dict[str, object],
+    verdicts: Verdicts,
+    old: type[nn.Module] | None = None,
+) -> None:
+    """log_prob vs the bare networks, score vs log_prob, and throughput vs zuko/nflows; with
+    ``old`` also zuko's throughput over the previous MADE's and the previous over ours."""
+    rows, srows, brows = [], [], []
     for d, h, b in cfg.logprob:
-        t = interleaved(logprob_fns(d, h, b), repeats=cfg.repeats, min_time=cfg.min_time)
+        t = interleaved(logprob_fns(d, h, b, old), repeats=cfg.repeats, min_time=cfg.min_time)
         r = {
             "lp/net": ratio(t, "ours.lp", "ours.net"),
             "bound/net": ratio(t, "ours.lp_bound", "ours.net"),
@@ -251,6 +299,14 @@ def section_logprob(cfg: Config, results: dict[str, object], verdicts: Verdicts)
             "score thr vs zuko": inverse(ratio(t, "ours.score", "zuko.score")),
             "score thr vs nflows": inverse(ratio(t, "ours.score", "nflows.score")),
         }
+        if old is not None:
+            r["zuko/before"] = inverse(ratio(t, "before.lp", "zuko.lp"))
+            r["before/ours"] = ratio(t, "before.lp", "ours.lp")
+            ms = f"{1e3 * t.median('ours.lp'):.2f}"
+            brows.append(
+                [d, h, b, ms]
+                + [fmt(r[k]) for k in ("zuko/before", "thr vs zuko", "before/ours")]
+            )
         key = f"D={d} H={h} B={b}"
         results[key] = {k: None if v is None else vars(v) for k, v in r.items()}
         results[key]["ms"] = {k: 1e3 * t.median(k) for k in t.times}
@@ -295,6 +351,10 @@ def section_logprob(cfg: Config, results: dict[str, object], verdicts: Verdicts)
     title += " (their score time / ours)"
     head = ["D", "H", "B", "ours", "zuko", "nflows", "thr vs zuko", "thr vs nflows"]
     print(table(title, head, srows), flush=True)
+    if brows:
+        title = "log_prob before (--old-made) and after: zuko time / ours, before time / ours"
+        head = ["D", "H", "B", "ours lp ms", "zuko/before", "zuko/after", "before/after"]
+        print(table(title, head, brows), flush=True)
 
 
 def section_sample(cfg: Config, results: dict[str, object], verdicts: Verdicts) -> None:
@@ -358,7 +418,14 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         default=None,
         help="a copy of the previous made.py (git show main:ncmle_prob/models/made.py): the "
-        "train section then times its training step against ours",
+        "logprob section then adds its log_prob (before/after) and the train section times "
+        "its training step against ours",
+    )
+    p.add_argument(
+        "--old-embedding",
+        type=Path,
+        default=None,
+        help="with --old-made: a copy of the previous embedding.py, used by the previous MADE",
     )
     p.add_argument("--json", type=Path, default=None, help="also write raw figures here")
     p.add_argument(
@@ -395,8 +462,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     results: dict[str, object] = {"threads": args.threads, "quick": args.quick}
     verdicts: Verdicts = []
+    old = load_old_made(args.old_made) if args.old_made is not None else None
+    if args.old_embedding is not None:
+        OLD_EMBEDDING.append(_load_class(args.old_embedding, "_bench_old_embedding",
+                                         "NoiseEmbedding"))
     if "logprob" in sections:
-        section_logprob(cfg, results, verdicts)
+        section_logprob(cfg, results, verdicts, old)
     if "depth" in sections:
         section_depth(cfg.logprob, cfg.repeats, cfg.min_time, results, verdicts)
     if "sample" in sections:
@@ -404,7 +475,6 @@ def main(argv: list[str] | None = None) -> int:
     if "memory" in sections:
         section_memory(cfg, results)
     if "train" in sections:
-        old = load_old_made(args.old_made) if args.old_made is not None else None
         section_train(cfg.train, cfg.repeats, cfg.min_time, old, results, verdicts)
     if "defaults" in sections:
         section_defaults(cfg.defaults, cfg.repeats, cfg.min_time, results)

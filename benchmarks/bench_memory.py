@@ -18,6 +18,10 @@ Usage::
 
     python benchmarks/bench_memory.py --quick          # small sizes (minutes on 2 cores)
     python benchmarks/bench_memory.py --ns 8,32,128    # the memory rows at other n
+    python benchmarks/bench_memory.py --quick --default-batch --ns 8,32,128,256 --skip-jacobi
+    python benchmarks/bench_memory.py --skip-memory --made196 CKPT --pixelcnn CKPT
+        # Jacobi also on MADE D = 196 and PixelCNN++ 14×14 checkpoints trained on mnist14
+        # (`ncmle train --data mnist14 ...`), each beside an untrained model of its config
 """
 
 from __future__ import annotations
@@ -68,11 +72,17 @@ def child(method: str, n: int, batch: int | None, quick: bool) -> None:
     print(json.dumps(out))
 
 
-def memory_table(ns: list[int], quick: bool) -> list[dict]:
+def memory_table(ns: list[int], quick: bool, default_batch: bool = False) -> list[dict]:
+    """Peak memory per (method, n): ``batch_size = n`` (one batch) and ``n`` = the last of
+    ``ns`` in batches of the first; with ``default_batch`` every ``n`` at the sampler's
+    default ``batch_size`` (``None`` in the rows) instead."""
     rows = []
     methods = ["ancestral", "annealed_langevin", "score_corrected_ancestral", "restore"]
+    cases: list[tuple[int, int | None]] = (
+        [(n, None) for n in ns] if default_batch else [*((n, n) for n in ns), (ns[-1], ns[0])]
+    )
     for method in methods:
-        for n, batch in [*((n, n) for n in ns), (ns[-1], ns[0])]:
+        for n, batch in cases:
             cmd = [sys.executable, __file__, "--child", method, str(n), str(batch)]
             if quick:
                 cmd.append("--quick")
@@ -84,50 +94,87 @@ def memory_table(ns: list[int], quick: bool) -> list[dict]:
     return rows
 
 
-def jacobi_table(n: int, train_steps: int) -> list[dict]:
+def jacobi_rows(label: str, model: object, n: int, sigmas: tuple[float, ...],
+                variants: tuple[dict, ...], rounds: int = 3) -> list[dict]:
+    """``jacobi`` (each option set of ``variants``) against ``ancestral`` on ``model``.
+
+    Same seed, so the same draws (checked to 1e-5); per σ, ``rounds`` interleaved rounds of
+    [ancestral, every variant], wall clock, one torch thread; the ratio is the median over
+    rounds of (ancestral time / variant time), i.e. samples/s of the variant over ancestral.
+    """
     import torch
 
     from ncmle_prob import samplers
+
+    rows = []
+    for sigma in sigmas:
+        d = model(sigma)
+        keys = ["ancestral"] + ["jacobi" + (f"(block {v['block_size']})" if v else "")
+                                for v in variants]
+        opts = dict(zip(keys, [{}, *variants]))
+        times: dict[str, list[float]] = {k: [] for k in keys}
+        infos: dict[str, object] = {}
+        for r in range(rounds):
+            for key in keys[r % len(keys):] + keys[: r % len(keys)]:
+                g = torch.Generator().manual_seed(0)
+                method = "ancestral" if key == "ancestral" else "jacobi"
+                t0 = time.perf_counter()
+                x, info = samplers.sample(d, n, method, generator=g, return_info=True,
+                                          **opts[key])
+                times[key].append(time.perf_counter() - t0)
+                infos[key] = (x, info)
+        ref = infos["ancestral"][0]
+        for key in keys[1:]:
+            x, info = infos[key]
+            # Same draws up to float32 rounding (the cached ancestral sampler updates the first
+            # layer by rank-one steps): 1e-5 relative to the draw's size. On a fine grid at
+            # σ = 0 a rounding difference can flip a draw lying at a bin edge to the next bin
+            # (and change the later dimensions of that draw): counted, not hidden.
+            bad = ((x - ref).abs() / ref.abs().clamp_min(1.0) > 1e-5).reshape(n, -1)
+            differing = int(bad.any(dim=1).sum())
+            ratios = sorted(a / b for a, b in zip(times["ancestral"], times[key]))
+            rows.append({"model": label, "sigma": sigma, "sampler": key, "n": n,
+                         "iterations": info.iterations, "draws_differing": differing,
+                         "ancestral_s": round(sorted(times["ancestral"])[rounds // 2], 3),
+                         "ratio_vs_ancestral": round(ratios[rounds // 2], 2),
+                         "ratio_range": [round(ratios[0], 2), round(ratios[-1], 2)]})
+            print(rows[-1], flush=True)
+    return rows
+
+
+def jacobi_table(n: int, train_steps: int, made196: str | None = None,
+                 pixelcnn: str | None = None, pixelcnn_n: int = 32,
+                 made64: bool = True) -> list[dict]:
+    """Jacobi over ancestral on MADE D = 64 (digits; untrained and trained here for
+    ``train_steps``), and, given their checkpoints, MADE D = 196 and PixelCNN++ 14×14 on
+    MNIST 14×14 (trained, and untrained models of the same config)."""
+    import torch
+
     from ncmle_prob.data import load_digits
     from ncmle_prob.models import MADE
-    from ncmle_prob.training import fit
+    from ncmle_prob.training import fit, load_model
 
     torch.set_num_threads(1)
+    variants = ({}, {"block_size": 16})
     rows = []
-    for trained in (False, True):
+    for trained in (False, True) if made64 else ():
         torch.manual_seed(0)
         model = MADE(64, family="discretized_logistic_mixture", bins=17, components=5)
         if trained:
             fit(model, load_digits().train.reshape(-1, 64), steps=train_steps, batch_size=64,
                 progress=False)
         model.eval()
-        for sigma in (0.0, 0.1):
-            d = model(sigma)
-            times = {}
-            infos = {}
-            for method, opts in (("ancestral", {}), ("jacobi", {}),
-                                 ("jacobi", {"block_size": 16})):
-                key = method + (f"(block {opts['block_size']})" if opts else "")
-                best = float("inf")
-                for _ in range(3):
-                    g = torch.Generator().manual_seed(0)
-                    t0 = time.perf_counter()
-                    x, info = samplers.sample(d, n, method, generator=g, return_info=True,
-                                              **opts)
-                    best = min(best, time.perf_counter() - t0)
-                times[key], infos[key] = best, info
-                if key == "ancestral":
-                    ref = x
-                else:
-                    assert float((x - ref).abs().max()) <= 1e-5, key
-            for key in times:
-                if key == "ancestral":
-                    continue
-                rows.append({"model": f"MADE D=64 {'trained' if trained else 'untrained'}",
-                             "sigma": sigma, "sampler": key, "n": n,
-                             "iterations": infos[key].iterations,
-                             "ratio_vs_ancestral": round(times["ancestral"] / times[key], 2)})
-                print(rows[-1], flush=True)
+        label = f"MADE D=64 {'trained' if trained else 'untrained'}"
+        rows += jacobi_rows(label, model, n, (0.0, 0.1), variants)
+    for path, name, size in ((made196, "MADE D=196", n), (pixelcnn, "PixelCNN++ 14x14",
+                                                          pixelcnn_n)):
+        if path is None:
+            continue
+        model = load_model(path).eval()
+        torch.manual_seed(0)
+        fresh = type(model)(**model.config).eval()
+        for state, m in (("untrained", fresh), ("trained", model)):
+            rows += jacobi_rows(f"{name} {state}", m, size, (0.0, 0.1), variants[:1])
     return rows
 
 
@@ -139,6 +186,14 @@ def main() -> None:
     p.add_argument("--jacobi-n", type=int, default=256)
     p.add_argument("--train-steps", type=int, default=300)
     p.add_argument("--skip-memory", action="store_true")
+    p.add_argument("--skip-jacobi", action="store_true")
+    p.add_argument("--default-batch", action="store_true",
+                   help="memory rows at the samplers' default batch_size")
+    p.add_argument("--made196", default=None, help="checkpoint of a MADE trained on mnist14")
+    p.add_argument("--pixelcnn", default=None,
+                   help="checkpoint of a PixelCNN++ trained on mnist14")
+    p.add_argument("--pixelcnn-n", type=int, default=32)
+    p.add_argument("--skip-made64", action="store_true")
     p.add_argument("--json", default=None)
     args = p.parse_args()
     if args.child:
@@ -146,8 +201,10 @@ def main() -> None:
         child(method, int(n), None if batch == "None" else int(batch), args.quick)
         return
     ns = [int(s) for s in args.ns.split(",")]
-    out = {"memory": [] if args.skip_memory else memory_table(ns, args.quick),
-           "jacobi": jacobi_table(args.jacobi_n, args.train_steps)}
+    out = {"memory": [] if args.skip_memory else memory_table(ns, args.quick, args.default_batch),
+           "jacobi": [] if args.skip_jacobi else jacobi_table(
+               args.jacobi_n, args.train_steps, args.made196, args.pixelcnn, args.pixelcnn_n,
+               not args.skip_made64)}
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
 

@@ -87,3 +87,49 @@ def test_linear_skip_is_in_config_and_rebuilds() -> None:
     rebuilt.load_state_dict(model.state_dict())
     x = torch.randn(4, 3)
     torch.testing.assert_close(rebuilt(0.2).log_prob(x), model(0.2).log_prob(x))
+
+
+@pytest.mark.parametrize("linear_skip", [False, True])
+def test_fast_paths_equal_the_plain_products(linear_skip: bool) -> None:
+    """The (parameter, dimension) output order and the split hidden products (H >= 256)
+    change no number beyond float rounding, and leave the state dict's keys as they were."""
+    from ncmle_prob.models.masked import SPLIT_MIN_WIDTH
+
+    torch.manual_seed(0)
+    model = MADE(5, hidden_features=SPLIT_MIN_WIDTH, family="logistic_mixture", components=3,
+                 linear_skip=linear_skip).double()
+    assert model.net.split is not None
+    assert "_param_order" not in model.state_dict()
+    for p in model.parameters():  # non-trivial weights everywhere (the blocks start near 0)
+        torch.nn.init.normal_(p, std=0.2)
+    x = torch.randn(7, 5, dtype=torch.float64)
+    s = torch.rand(7, dtype=torch.float64)
+    fast = model.conditional_params(x, s)
+    split, model.net.split = model.net.split, None
+    h = model.net(x, model.embedding(s)).view(7, 5, -1)  # the interleaved output, one product
+    model.net.split = split
+    if linear_skip:
+        h = h + model.skip(x).unsqueeze(-1) * model._loc_mask
+    torch.testing.assert_close(fast, h, rtol=1e-12, atol=1e-12)
+    model.eval()
+    with torch.no_grad():  # the cached output weights give the same numbers
+        torch.testing.assert_close(model.conditional_params(x, s), fast.detach(), rtol=0, atol=0)
+
+
+def test_old_layouts_keep_one_product_per_layer() -> None:
+    for layout in ("no_sigma_units", "nflows"):
+        assert MADE(4, hidden_features=512, layout=layout).net.split is None
+    assert MADE(4, hidden_features=64).net.split is None
+
+
+def test_embedding_of_one_broadcast_sigma_equals_the_per_row_embedding() -> None:
+    """A stride-0 σ is embedded once and expanded: same values, same gradient."""
+    model = MADE(3, hidden_features=8)
+    s = torch.tensor(0.3, requires_grad=True)
+    shared = model.embedding(s.expand(5))
+    rows = model.embedding(s.detach().repeat(5).requires_grad_(True))
+    torch.testing.assert_close(shared, rows, rtol=0, atol=0)
+    (g,) = torch.autograd.grad(shared.square().sum(), s)
+    v = s.detach().repeat(5).requires_grad_(True)
+    (gv,) = torch.autograd.grad(model.embedding(v).square().sum(), v)
+    torch.testing.assert_close(g, gv.sum())

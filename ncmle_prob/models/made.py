@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ..distributions import ConditionalFamily, get_family
@@ -193,6 +194,15 @@ class MADE(AutoregressiveModel):
             context_every_block=every_block,
             sigma_units=sigma_units,
         )
+        # The output layer's rows are (dimension, parameter) interleaved: row i * P + p. The
+        # forward pass reads them in (parameter, dimension) order, so that each parameter kind
+        # is one contiguous (N, D) block and the family's element-wise work runs on dense
+        # rows, not on stride-P views. A non-persistent permutation: state dicts and
+        # checkpoints are unchanged.
+        p = self.family.num_params
+        order = torch.arange(features * p).view(features, p).t().reshape(-1)
+        self.register_buffer("_param_order", order, persistent=False)
+        self._out_cache: tuple[tuple[object, ...], Tensor, Tensor] | None = None
         self.skip: MaskedLinear | None = None
         if linear_skip:
             degrees = torch.arange(1, features + 1)
@@ -247,20 +257,57 @@ class MADE(AutoregressiveModel):
         return out, note
 
     def conditional_params(self, x: Tensor, sigma: Tensor) -> Tensor:
-        """Raw family parameters, shape ``(N, D, num_params)``; row ``i`` sees ``x[:, :i]``."""
+        """Raw family parameters, shape ``(N, D, num_params)``; row ``i`` sees ``x[:, :i]``.
+
+        The result is a transposed view of an ``(N, num_params, D)`` tensor (each parameter
+        kind a contiguous block; see :meth:`output_weights`): index it, ``unbind``, ``split``
+        or ``reshape`` it, but do not ``view`` its last two dims together.
+        """
         context = self.embedding(sigma)
-        if context.shape[-1] != self.net.context_layer.in_features:
+        net = self.net
+        if context.shape[-1] != net.context_layer.in_features:
             raise ValueError(
                 f"the noise embedding returns {context.shape[-1]} features but this MADE's "
-                f"network takes {self.net.context_layer.in_features} (noise_features); build "
+                f"network takes {net.context_layer.in_features} (noise_features); build "
                 "the model with the embedding's size instead of replacing model.embedding"
             )
-        out = self.net(x, context).view(
-            x.shape[0], self.event_shape[0], self.family.num_params
+        h = net.trunk(
+            net.first_preactivation(x, context), net.block_weights(), net.block_contexts(context)
         )
+        w, b = self.output_weights()
+        n, d, p = x.shape[0], self.event_shape[0], self.family.num_params
+        out = F.linear(h, w, b).view(n, p, d)
         if self.skip is not None:
-            out = out + self.skip(x).unsqueeze(-1) * self._loc_mask
-        return out
+            # Only the location rows get the skip term (the old ``out + skip * loc_mask``
+            # added exact zeros elsewhere); in place on the fresh output of ``F.linear``.
+            out[:, self.family.location_params].add_(self.skip(x).unsqueeze(1))
+        return out.transpose(1, 2)
+
+    def output_weights(self) -> tuple[Tensor, Tensor]:
+        r"""The output layer's masked weight and bias with rows in (parameter, dimension)
+        order: ``(P * D, H)`` and ``(P * D,)``, row ``p * D + i`` for parameter ``p`` of
+        dimension ``i``.
+
+        Recomputed (differentiably) on every call while training or while a gradient can
+        flow to the weights, as :meth:`MaskedLinear.masked_weight` does; otherwise cached,
+        keyed on the weight's and bias's version counters and storage.
+        """
+        layer = self.net.final_layer
+        w, b = layer.weight, layer.bias
+        if self.training or torch.is_inference_mode_enabled() or (
+            torch.is_grad_enabled() and (w.requires_grad or b.requires_grad)
+        ):
+            order = self._param_order
+            return layer.masked_weight().index_select(0, order), b.index_select(0, order)
+        key = (w._version, w.data_ptr(), b._version, b.data_ptr(), w.dtype, w.device,
+               layer.mask._version, layer.mask.data_ptr())
+        cache = self._out_cache
+        if cache is None or cache[0] != key:
+            order = self._param_order
+            cache = (key, layer.masked_weight().index_select(0, order).detach(),
+                     b.detach().index_select(0, order))
+            self._out_cache = cache
+        return cache[1], cache[2]
 
     @torch.no_grad()
     def ancestral_sample(

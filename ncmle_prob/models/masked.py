@@ -52,7 +52,20 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["ACTIVATIONS", "MaskedLinear", "MaskedMLP", "hidden_degrees", "spread_degrees"]
+__all__ = [
+    "ACTIVATIONS",
+    "SPLIT_MIN_WIDTH",
+    "MaskedLinear",
+    "MaskedMLP",
+    "block_split",
+    "hidden_degrees",
+    "spread_degrees",
+]
+
+#: Hidden width from which the default layout's hidden layers skip their zero upper-right
+#: block (:func:`block_split`): measured on one CPU core, two products beat one at
+#: H >= 256 (15-20 % less forward time per layer) and lose at H = 64.
+SPLIT_MIN_WIDTH = 256
 
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "relu": F.relu,
@@ -93,6 +106,45 @@ def spread_degrees(features: int, hidden: int) -> Tensor:
     if features > 1:
         return torch.linspace(1, features - 1, hidden).round().long()
     return torch.zeros(hidden, dtype=torch.long)
+
+
+def block_split(degrees: Tensor) -> int | None:
+    r"""Where a hidden layer with these sorted degrees splits into two row blocks, or ``None``.
+
+    With non-decreasing degrees and the hidden mask :math:`M_{kj} = [m_k \ge m_j]`, the
+    outputs ``k < s`` see none of the inputs ``j >= s`` when ``s`` starts a new degree
+    (:math:`m_{s-1} < m_s`): that block of :math:`W \odot M` is exactly zero, and
+
+    .. math::
+
+        y_{<s} = (W \odot M)_{<s,<s}\, h_{<s} + b_{<s}, \qquad
+        y_{\ge s} = (W \odot M)_{\ge s,:}\, h + b_{\ge s}
+
+    is the same product without the zero block (a quarter of the work; equal up to the
+    summation order of the floating-point sums). Returns the degree boundary nearest the
+    middle.
+
+    Example:
+        >>> block_split(torch.tensor([0, 0, 1, 1, 2, 2]))
+        2
+        >>> block_split(torch.tensor([3, 3, 3])) is None
+        True
+    """
+    h = len(degrees)
+    starts = [s for s in range(1, h) if int(degrees[s - 1]) < int(degrees[s])]
+    if not starts or bool((degrees[1:] < degrees[:-1]).any()):
+        return None
+    return min(starts, key=lambda s: abs(2 * s - h))
+
+
+def split_linear(h: Tensor, weight: Tensor, bias: Tensor | None, split: int | None) -> Tensor:
+    """``F.linear(h, weight, bias)`` for a masked square layer whose upper-right block
+    ``weight[:split, split:]`` is zero (:func:`block_split`), without multiplying that block."""
+    if split is None:
+        return F.linear(h, weight, bias)
+    lo_b, hi_b = (None, None) if bias is None else (bias[:split], bias[split:])
+    lo = F.linear(h[..., :split], weight[:split, :split], lo_b)
+    return torch.cat([lo, F.linear(h, weight[split:], hi_b)], dim=-1)
 
 
 class MaskedLinear(nn.Linear):
@@ -241,6 +293,12 @@ class MaskedMLP(nn.Module):
         )
         outputs = inputs.repeat_interleave(output_multiplier)
         self.final_layer = MaskedLinear(hidden, outputs, strict=True)
+        # The hidden layers of the default layout skip their zero block from SPLIT_MIN_WIDTH
+        # on; the old layouts keep one product per layer (their checkpoints' log densities
+        # stay bit for bit those of the code that wrote them).
+        self.split: int | None = None
+        if self.sigma_units and not self.legacy and hidden_features >= SPLIT_MIN_WIDTH:
+            self.split = block_split(hidden)
 
     def first_preactivation(self, x: Tensor, context: Tensor) -> Tensor:
         """:math:`h_0` before any activation: ``(N, H)``."""
@@ -262,12 +320,12 @@ class MaskedMLP(nn.Module):
         ``weights[b]`` are block ``b``'s masked weights (``(W1, W2)``, or ``(W, None)`` for a
         plain layer) and ``contexts[b]`` its context term (nflows layout only).
         """
-        act, p, training = self.activation, self.dropout, self.training
+        act, p, training, split = self.activation, self.dropout, self.training, self.split
         if not self.residual:
             h = act(h)
         for block, (w1, w2), ctx in zip(self.blocks, weights, contexts):
             if w2 is None:
-                h = act(F.linear(h, w1, block.linear.bias))
+                h = act(split_linear(h, w1, block.linear.bias, split))
                 if p:
                     h = F.dropout(h, p, training)
                 continue
@@ -275,10 +333,10 @@ class MaskedMLP(nn.Module):
             if ctx is not None:  # nflows layout, its operation order (bitwise equal)
                 t = act(F.linear(act(h), w1, l1.bias) + ctx)
             else:
-                t = act(F.linear(h, w1, l1.bias))
+                t = act(split_linear(h, w1, l1.bias, split))
             if p:
                 t = F.dropout(t, p, training)
-            h = h + F.linear(t, w2, l2.bias)
+            h = h + split_linear(t, w2, l2.bias, split)
         return h
 
     def block_weights(self) -> list[tuple[Tensor, Tensor | None]]:

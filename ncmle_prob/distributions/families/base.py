@@ -168,7 +168,8 @@ class MixtureFamily(ConditionalFamily):
 
     @property
     def noise_size(self) -> int:
-        """K uniforms (the Gumbel-max choice of the component) and one standard draw."""
+        """K Gumbel perturbations :math:`-\\log(-\\log u)` (the Gumbel-max choice of the
+        component, from K uniforms) and one standard draw."""
         return self.components + 1
 
     def draw_noise(
@@ -177,14 +178,18 @@ class MixtureFamily(ConditionalFamily):
         shape = torch.Size(shape)
         u = uniform(shape + (self.components,), like, generator, torch.finfo(like.dtype).tiny)
         z = self._standard_draw(shape, like, generator)
-        return torch.cat([u, z.unsqueeze(-1)], dim=-1)
+        # The Gumbel perturbations -log(-log u) are stored instead of u: the jacobi sampler
+        # applies the transform once per pass to the same noise, and the logs are then taken
+        # once (log_w + g equals the former log_w - log(-log u) bit for bit).
+        return torch.cat([torch.log(-torch.log(u)).neg_(), z.unsqueeze(-1)], dim=-1)
 
     def transform(self, params: Tensor, noise: Tensor, sigma: Tensor) -> Tensor:
-        r"""Component :math:`k = \arg\max_j (\log\pi_j - \log(-\log u_j))` (Gumbel-max),
-        then :math:`\mu_k + s_k z`."""
+        r"""Component :math:`k = \arg\max_j (\log\pi_j + g_j)` with the Gumbel noise
+        :math:`g_j = -\log(-\log u_j)` of :meth:`draw_noise` (Gumbel-max), then
+        :math:`\mu_k + s_k z`."""
         log_w, loc, log_scale = self._split(params)
-        u, z = noise[..., : self.components], noise[..., self.components]
-        k = torch.argmax(log_w - torch.log(-torch.log(u)), dim=-1).unsqueeze(-1)
+        g, z = noise[..., : self.components], noise[..., self.components]
+        k = torch.argmax(log_w + g, dim=-1).unsqueeze(-1)
         mu = loc.gather(-1, k).squeeze(-1)
         s = torch.exp(log_scale.gather(-1, k).squeeze(-1))
         return mu + s * z
