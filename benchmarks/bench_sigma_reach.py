@@ -7,9 +7,11 @@ the exact KL(q_σ ‖ p_θ(·|σ)) by Monte Carlo with its standard error.
 
     python benchmarks/bench_sigma_reach.py --steps 2000 --out benchmarks/results/sigma_reach.json
 
-``--speed`` times instead ``log_prob`` and ``score`` of the two layouts at matched depth (same
-shapes, so the same arithmetic), interleaved in one process: the ratio old / new per size,
-median over rounds.
+``--time WHAT D H B CALLS`` (WHAT = log_prob or score) runs only a loop of CALLS calls of the
+default ``MADE(D, H)`` on a batch of B: time it as a whole process under two checkouts (e.g.
+``PYTHONPATH=old python benchmarks/bench_sigma_reach.py --time log_prob 64 256 1024 600``
+against the same with ``PYTHONPATH=new``, with ``/usr/bin/time``, pairs alternated) to compare
+the MADE of two commits; Python start-up and import (about 2 s) are part of every run.
 """
 
 from __future__ import annotations
@@ -31,33 +33,19 @@ def oracle() -> NoisyGaussian:
     return NoisyGaussian(torch.tensor([0.3, -0.2, 0.1]), corr * std[:, None] * std[None, :])
 
 
-def speed(rounds: int = 7) -> None:
-    """Median time ratio old layout / new layout (> 1: the new one is faster)."""
-    import statistics
-
-    for d, h, b in [(64, 256, 1024), (196, 512, 256), (784, 1024, 256)]:
-        x = torch.randn(b, d)
-        sig = torch.rand(b)
-        models = {lay: MADE(d, h, layout=lay).eval() for lay in ("no_sigma_units", "default")}
-        for lay in models:
-            models[lay].load_state_dict(models["default"].state_dict())
-        times: dict[str, dict[str, list[float]]] = {k: {"log_prob": [], "score": []}
-                                                    for k in models}
-        for _ in range(rounds):
-            for lay, m in models.items():
-                dist = m()
-                with torch.no_grad():
-                    t0 = time.perf_counter()
-                    dist.log_prob(x, sig)
-                    times[lay]["log_prob"].append(time.perf_counter() - t0)
-                t0 = time.perf_counter()
-                dist.score(x, sig)
-                times[lay]["score"].append(time.perf_counter() - t0)
-        for what in ("log_prob", "score"):
-            old = statistics.median(times["no_sigma_units"][what])
-            new = statistics.median(times["default"][what])
-            print(f"D={d} H={h} B={b} {what}: old {old * 1e3:.2f} ms, new {new * 1e3:.2f} ms, "
-                  f"old/new {old / new:.3f}", flush=True)
+def time_loop(what: str, d: int, h: int, b: int, calls: int) -> None:
+    """``calls`` calls of ``log_prob`` (no grad, eval mode) or ``score`` of ``MADE(d, h)``."""
+    if what not in ("log_prob", "score"):
+        raise SystemExit(f"--time: WHAT must be log_prob or score, got {what!r}")
+    torch.manual_seed(0)
+    dist = MADE(d, h).eval()()
+    x, sigma = torch.randn(b, d), torch.rand(b)
+    for _ in range(calls):
+        if what == "log_prob":
+            with torch.no_grad():
+                dist.log_prob(x, sigma)
+        else:
+            dist.score(x, sigma)
 
 
 def main() -> None:
@@ -66,11 +54,13 @@ def main() -> None:
     ap.add_argument("--families", default="gaussian,gaussian_mixture")
     ap.add_argument("--layouts", default="no_sigma_units,default")
     ap.add_argument("--out", default=None)
-    ap.add_argument("--speed", action="store_true", help="time the layouts instead")
+    ap.add_argument("--time", nargs=5, metavar=("WHAT", "D", "H", "B", "CALLS"), default=None,
+                    help="only run a timing loop (see the module docstring)")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    if args.speed:
-        speed()
+    if args.time is not None:
+        what, *sizes = args.time
+        time_loop(what, *(int(v) for v in sizes))
         return
     q = oracle()
     rows = []

@@ -23,6 +23,9 @@ from ncmle_prob.models import MADE, NoiseEmbedding
 from ncmle_prob.models.masked import hidden_degrees
 from ncmle_prob.testing import Example, check_distribution, check_sigma_reach, sigma_reach
 
+#: The message for a first dimension that ignores σ (1-based name, flat index).
+FIRST_FROZEN = r"the conditional law of dimension 1 \(index 0;"
+
 
 def _made_example(family: str, layout: str, features: int = 3) -> Example:
     def make(dtype: torch.dtype, device: torch.device):
@@ -35,11 +38,11 @@ def _made_example(family: str, layout: str, features: int = 3) -> Example:
 
 
 @pytest.mark.parametrize("family", list(FAMILY_OPTIONS))
-def test_default_made_passes_and_old_layouts_fail_naming_dimension_0(family: str, device) -> None:
+def test_default_made_passes_and_old_layouts_fail_naming_dimension_1(family: str, device) -> None:
     check_sigma_reach(_made_example(family, "default"), device)
     for layout in ("no_sigma_units", "nflows"):
         ex = _made_example(family, layout)
-        with pytest.raises(AssertionError, match=r"reach the conditional law of dimension 0 "):
+        with pytest.raises(AssertionError, match=FIRST_FROZEN):
             check_sigma_reach(ex, device)
         change, how = sigma_reach(ex.make(torch.float64, device))
         assert how == "exact" and float(change[0]) == 0.0 and bool((change[1:] > 1e-3).all())
@@ -47,7 +50,7 @@ def test_default_made_passes_and_old_layouts_fail_naming_dimension_0(family: str
 
 def test_check_distribution_runs_it_and_names_the_check(device) -> None:
     ex = _made_example("gaussian", "no_sigma_units")
-    with pytest.raises(AssertionError, match=r"^sigma_reach: sigma does not reach .*dimension 0"):
+    with pytest.raises(AssertionError, match=r"^sigma_reach: sigma does not reach " + FIRST_FROZEN):
         check_distribution(ex.make, only=["sigma_reach"], device=device)
     assert check_distribution(_made_example("gaussian", "default").make,
                               only=["sigma_reach"], device=device) == ["sigma_reach"]
@@ -72,7 +75,7 @@ def test_a_user_model_without_sigma_dependence_fails_naming_every_dimension(devi
         blind = _SigmaBlind().to(device=device, dtype=dtype)
         return NoiseConditionalAutoregressive(blind, get_family("gaussian"), 0.3)
 
-    with pytest.raises(AssertionError, match=r"dimension 0 .*dimension 1 .*dimension 2 "):
+    with pytest.raises(AssertionError, match=r"dimension 1 .*dimension 2 .*dimension 3 "):
         check_distribution(make, only=["sigma_reach"], device=device)
 
 
@@ -93,7 +96,7 @@ def test_nflows_maf_ignores_sigma_in_dimension_0_and_the_noise_affine_fixes_it(d
     """nflows' MADE gives the context only to hidden units of degree >= 1, so a bare MAF's
     first dimension is σ-blind; the quadrature check (float32 here, ~1e-6 error against the
     1e-4 threshold) sees it, and ``NoiseAffine`` (the default) moves every dimension."""
-    with pytest.raises(AssertionError, match=r"dimension 0 .*quadrature"):
+    with pytest.raises(AssertionError, match=r"dimension 1 \(index 0;.*quadrature"):
         check_sigma_reach(_nflows_maf(False), device)
     check_sigma_reach(_nflows_maf(True), device)
 

@@ -84,6 +84,17 @@ def train_on_oracle(
     return model.eval()
 
 
+def _moments(
+    q: NoiseConditionalDistribution, n: int, gen: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """The oracle's exact mean and variance, or Monte Carlo ones where it has no closed form."""
+    try:
+        return q.mean, q.variance
+    except NotImplementedError:
+        truth = q.sample((n,), generator=gen)
+        return truth.mean(0), truth.var(0)
+
+
 def fit_report(
     model: NoiseConditionalModel,
     oracle: NoiseConditionalDistribution,
@@ -111,11 +122,9 @@ def fit_report(
             kl, se = kl_divergence_mc(q, p, num_samples=num_samples, generator=gen,
                                       return_stderr=True)
             draws = p.sample((num_samples,), generator=gen)
-            truth = q.sample((num_samples,), generator=gen)
+            true_mean, true_var = _moments(q, num_samples, gen)
             out.append(FitReport(
                 sigma=float(s), kl=float(kl), kl_stderr=float(se),
-                mean=draws.mean(0), var=draws.var(0),
-                true_mean=q.mean if hasattr(q, "mean") else truth.mean(0),
-                true_var=q.variance if hasattr(q, "variance") else truth.var(0),
+                mean=draws.mean(0), var=draws.var(0), true_mean=true_mean, true_var=true_var,
             ))
     return out

@@ -110,7 +110,8 @@ def sigma_reach(d: NoiseConditionalDistribution, dim: int | None = None) -> tupl
 def check_sigma_reach(ex: Example, device: torch.device) -> None:
     """σ moves the conditional law of every dimension (float64, σ = 0.2 against σ = 1).
 
-    Fails with a message that names each dimension whose conditional does not move by more
+    Fails with a message that names each dimension (1-based, with its flat event index) whose
+    conditional does not move by more
     than the tolerance (1e-7 nats exactly, 1e-4 by quadrature; a model that ignores σ in a
     dimension changes it by exactly 0, or by the quadrature's ~1e-6).
     """
@@ -126,7 +127,9 @@ def check_sigma_reach(ex: Example, device: torch.device) -> None:
             f"{REACH_SIGMAS[1]} (largest change {float(change[0]):.2e} nats); define "
             "conditional_log_prob to have every dimension checked"
         )
-    names = ", ".join(f"dimension {i} (change {float(change[i]):.1e} nats)" for i in frozen)
+    # 1-based like x_1 in the math, with the flat event index the tensors use
+    names = ", ".join(f"dimension {i + 1} (index {i}; change {float(change[i]):.1e} nats)"
+                      for i in frozen)
     raise AssertionError(
         f"sigma does not reach the conditional law of {names}: p(x_i | x_<i, sigma) is the "
         f"same at sigma={REACH_SIGMAS[0]} and sigma={REACH_SIGMAS[1]} ({how}; tolerance "
