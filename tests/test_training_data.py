@@ -16,6 +16,7 @@ from ncmle_prob.models import MADE
 from ncmle_prob.objectives import NoiseLevelPrior
 from ncmle_prob.training import (
     FitConfig,
+    ResumeMismatchError,
     Trainer,
     evaluate_bits_per_dim,
     fit,
@@ -85,10 +86,14 @@ def test_dataset_resume_mid_epoch_is_bit_identical(tmp_path: Path) -> None:
     a, b = load_checkpoint(tmp_path / "a" / "last.pt"), load_checkpoint(tmp_path / "b" / "last.pt")
     _same(a.model, b.model)
     assert a.step == b.step == 17 and b.train_config["data_size"] == 120
-    # resuming with another data order still trains, but says it is not the same run
-    with pytest.warns(UserWarning, match=r"different data order \(batch_size 16 -> 8"):
-        fit(_model(), ds, steps=20, batch_size=8, seed=4, progress=False,
-            checkpoint_dir=tmp_path / "b", resume=True)
+    # a resume with other batches is another run: refused in one line, nothing restored
+    with pytest.raises(ResumeMismatchError) as err:
+        fit(_model(), ds, steps=20, batch_size=8, lr=1e-2, seed=4, progress=False,
+            checkpoint_dir=tmp_path / "b", resume=True, **kw)
+    msg = str(err.value)
+    assert "\n" not in msg and "lr=0.003, batch_size=16;" in msg
+    assert "asks for lr=0.01, batch_size=8." in msg
+    assert load_checkpoint(tmp_path / "b" / "last.pt").step == 17  # nothing written
 
 
 def test_user_dataloader_is_used_as_given_and_resumes_exactly(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ from .fit import NonFiniteLossError, fit
 from .history import History
 from .loss import NoisedNLL
 from .noise import draw_noise, keyed_generator
+from .resume import ResumeMismatchError, ResumeOrderWarning
 from .trainer import Trainer
 
 __all__ = [
@@ -45,6 +46,8 @@ __all__ = [
     "NoisedNLL",
     "NonFiniteLossError",
     "OldLayoutWarning",
+    "ResumeMismatchError",
+    "ResumeOrderWarning",
     "Trainer",
     "atomic_write",
     "draw_noise",

@@ -35,6 +35,12 @@ from .history import History
 from .loss import NoisedNLL
 from .noise import draw_noise, keyed_seed
 from .progress import make_progress
+from .resume import (
+    ResumeMismatchError,
+    ResumeOrderWarning,
+    mismatch_message,
+    resume_differences,
+)
 
 __all__ = ["CHECKPOINT_NAME", "NonFiniteLossError", "Trainer"]
 
@@ -156,9 +162,19 @@ class Trainer:
         return Path(resume)
 
     def resume(self, path: str | Path) -> None:
-        """Restores weights, optimizer, EMA, scaler, step and history from a checkpoint."""
+        """Restores weights, optimizer, EMA, scaler, step and history from a checkpoint.
+
+        Raises:
+            ResumeMismatchError: the checkpoint's run used other optimiser, batch, noise or
+                early-stopping options (:mod:`~ncmle_prob.training.resume`); nothing is
+                restored then.
+        """
         ck = load_checkpoint(path, map_location=self.ctx.device)
         check_compatible(ck, self.model)
+        before, now = ck.train_config, self.train_config()
+        diffs = resume_differences(before, now)
+        if diffs:
+            raise ResumeMismatchError(mismatch_message(ck.path, diffs))
         self.model.load_state_dict(ck.model)
         if ck.optimizer is not None:
             self.optimizer.load_state_dict(ck.optimizer)
@@ -171,14 +187,11 @@ class Trainer:
         self.history.stopped = None  # set again when this run ends
         if self.config.patience is not None and self.ctx.is_main:
             self._resume_best(Path(path), ck.step)
-        before, now = ck.train_config, self.train_config()
-        changed = [k for k in ("seed", "batch_size", "data_size", "world_size")
-                   if k in before and before[k] != now[k]]
-        if changed:
-            shown = ", ".join(f"{k} {before[k]!r} -> {now[k]!r}" for k in changed)
+        if "world_size" in before and before["world_size"] != now["world_size"]:
             warnings.warn(
-                f"resuming {ck.path} with a different data order ({shown}): training continues, "
-                "but not as the interrupted run would have", UserWarning, stacklevel=3,
+                f"resuming {ck.path} on {now['world_size']} processes instead of "
+                f"{before['world_size']}: the same global batch, another data order",
+                ResumeOrderWarning, stacklevel=3,
             )
 
     def train_config(self) -> dict[str, object]:
