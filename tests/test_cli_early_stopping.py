@@ -48,7 +48,12 @@ def test_patience_stops_and_the_checkpoint_says_why(stopped: tuple[Path, str]) -
     assert line == [f"early stopping at step {ck.step}: best step {best}, validation bits/dim "
                     f"(σ=0) {min(values):.4f}; the model (and r/best.pt) holds the best step's "
                     "weights"]
-    assert f"for {ck.step} steps of --steps 1000, stopped early" in out
+    assert f"for {ck.step} steps of --steps 1000, stopped early; test bits/dim of step {best}'s" \
+        f" weights" in out
+    # the validation line is that of the kept weights, not of the last evaluation
+    kept = [x for x in out.splitlines() if x.startswith("validation bits/dim")]
+    assert kept and kept[0].startswith(f"validation bits/dim (143 examples at step {best}, the "
+                                       f"weights kept): σ=0: {min(values):.4f}")
     assert load_checkpoint(run / "best.pt").step == best
 
 

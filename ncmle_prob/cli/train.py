@@ -416,10 +416,19 @@ def run(args: argparse.Namespace) -> int:
             f"(σ={hist.best['sigma']:g}) {hist.best['bits_per_dim']:.4f}; the model (and "
             f"{out / 'best.pt'}) holds the best step's weights")
         done += f" of --steps {args.steps}, stopped early"
-    last = trainer.history.evals[-1]["bits_per_dim"] if trainer.history.evals else None
-    if last:
-        say(f"validation bits/dim ({len(data.validation)} examples): {_bits(last)}")
-    say(f"trained {args.objective.upper()} on {args.data} for {done}; test bits/dim "
+    evals = trainer.history.evals
+    held = evals[-1] if evals else None  # the evaluation of the weights the model now holds
+    restored = (hist.best is not None and args.patience is not None
+                and trainer.config.restore_best)
+    if restored:
+        held = next((e for e in evals if e["step"] == hist.best_step), held)
+    if held:
+        at = f" at step {held['step']}, the weights kept" if restored else ""
+        say(f"validation bits/dim ({len(data.validation)} examples{at}): "
+            f"{_bits(held['bits_per_dim'])}")
+    kept = f"; test bits/dim of step {hist.best_step}'s weights" if restored else \
+        "; test bits/dim"
+    say(f"trained {args.objective.upper()} on {args.data} for {done}{kept} "
         f"({len(data.test)} examples): {_bits(res)}")
     note = half_bin_note(sigmas, bins)
     if note:
