@@ -77,7 +77,7 @@ QUICK_FAMILIES: dict[str, list[Setting]] = {
                                (("sigma_start", 0.3), ("steps", 3)))],
     "score-corrected mala": _grid("score-corrected mala", "score_corrected_ancestral",
                                   sigma_start=[0.3], steps_per_level=[2, 3], corrector=["mala"],
-                                  num_levels=[3]),
+                                  num_levels=[3], grid_steps=[10]),
 }
 
 

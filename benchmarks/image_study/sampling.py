@@ -123,6 +123,10 @@ def select(study: Study, root: Path, out: Path) -> dict[str, Any]:
         key = f"{objective}/{setting.label}"
         if key in done["settings"] or models[objective] is None:
             continue
+        if setting.method not in samplers.available():
+            print(f"select {key}: skipped, no sampler {setting.method!r} in this version",
+                  flush=True)
+            continue
         x, facts = draw(models[objective], setting, study.select_samples, seed=1)
         scores = _feature_scores(net, real_feats, _images(study, x), seed=2)
         done["settings"][key] = {"objective": objective, "family": setting.family,
