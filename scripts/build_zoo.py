@@ -360,6 +360,15 @@ def docs_table() -> str:
     for row in [head, *rows]:
         lines.append(f"   * - {row[0]}")
         lines.extend(f"     - {cell}" for cell in row[1:])
+    for name in pretrained.available():
+        c = pretrained.card(name)
+        figure = FIGURES / f"{name}.png"
+        if figure.is_file():
+            lines += ["", f".. figure:: {FIGURES.name}/{name}.png", "   :width: 45%", "",
+                      f"   ``{name}``: 64 samples at σ = 0 with "
+                      f"``{c['samples']['recommended_sampler']}`` (``ncmle sample "
+                      f"pretrained:{name} --method {c['samples']['recommended_sampler']} "
+                      "--seed 0``)."]
     return "\n".join(lines)
 
 
