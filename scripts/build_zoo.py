@@ -90,8 +90,13 @@ RECIPES: dict[str, Recipe] = {
                                "MADE on 14x14 MNIST, plain MLE (sigma = 0 only)"),
     "mnist14-made-ncmle": Recipe("mnist14-made-ncmle-s0", _MNIST14.replace("{obj}", "ncmle"),
                                  "MADE on 14x14 MNIST, NCMLE (every sigma in [0, 0.5])"),
-    "mnist14-pixelcnnpp-ncmle": Recipe("pcnn-mnist14-ncmle-s0", None,
-                                       "small PixelCNN++ on 14x14 MNIST, NCMLE"),
+    "mnist14-pixelcnnpp-ncmle": Recipe(
+        "mnist14-pcnn-ncmle-s0",
+        "ncmle train --data mnist14 --model pixelcnnpp --filters 32 --resnets 1 --ema 0.999 "
+        "--checkpoint-every 250 --objective ncmle --seed 0 --steps 40000 --eval-every 500 "
+        "--patience 5 --validation-size 1000 --test-size 10000 --out {out} --resume-or-start "
+        "--quiet",
+        "small PixelCNN++ (32 filters, 1 resnet per stage) on 14x14 MNIST, NCMLE"),
 }
 
 
