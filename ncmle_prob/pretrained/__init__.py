@@ -73,8 +73,8 @@ class PretrainedError(ValueError):
 
 
 def _zoo() -> Path:
-    # read at call time, so that tests (and users keeping their own zoo) may point ZOO elsewhere
-    return Path(globals()["ZOO"])
+    # the module global, read at each call: tests point ZOO at a damaged copy
+    return Path(ZOO)
 
 
 def available() -> list[str]:
@@ -278,8 +278,8 @@ def summary_line(info: dict[str, Any]) -> str:
     floor = metrics.get("fcd_floor")
     parts = [
         f"{info.get('name', '?'):<24}",
-        f"{_what(info)}",
-        f"{info.get('objective', '?').upper()}",
+        f"{_what(info):<32}",
+        f"{info.get('objective', '?').upper():<5}",
         f"{info.get('weights', {}).get('bytes', 0) / 1e6:.2f} MB",
         "bits/dim " + " ".join(f"σ={s}: {bpd[s]:.3f}" for s in ("0", "0.1", "0.5") if s in bpd),
     ]
