@@ -100,7 +100,7 @@ def gallery(path: str | Path, *, seed: int = 0, quick: bool = False) -> dict[str
     noisy = clean + 0.4 * torch.randn(clean.shape, generator=g)
     den = denoise(prior, noisy, 0.4, **steps).mean.detach()
     mask = torch.ones(8, 8, dtype=torch.bool)
-    mask[2:6, 2:6] = False  # the centre is hidden
+    mask[5:, :] = False  # the bottom 3 rows are hidden: complete the digit from its top
     masked = torch.where(mask.reshape(-1), clean, torch.zeros_like(clean))
     inp = inpaint(prior, masked, mask.reshape(-1), 0.05, **steps).mean.detach()
     rows = {
