@@ -6,9 +6,10 @@ Tolerances:
 
 * bits/dim check: the card's ``check`` holds bits/dim of the first ``check.test_size`` test
   images with the same weights, noise seed and code; only the float32 summation order may differ
-  (thread count, BLAS), ~1e-6 relative, so ``check.tolerance`` (2e-4 bits/dim, written by
-  scripts/build_zoo.py) is wide; the full-test-split value of the card is a mean over other
-  images and is only checked to be within 0.25 bits/dim of the subset's (the per-image spread of
+  (thread count, BLAS), ~1e-6 relative, so ``check.tolerance`` (2e-4 bits/dim absolute plus
+  1e-5 relative, written by scripts/build_zoo.py; the relative part covers an MLE model's
+  ~200 bits/dim at σ > 0) is wide; at σ = 0 the card's full-test-split value, a mean over other
+  images, is only checked to be within 0.25 bits/dim of the subset's (the per-image spread of
   bits/dim on these data is ~0.3, so the mean of 100 images lies within 0.1 of the split's with
   overwhelming probability);
 * load time: 1 s per model, measured after torch is imported, on a shared CPU (it takes
@@ -90,10 +91,13 @@ def test_card_bits_per_dim_reproduced_on_a_fixed_subset(name: str, tmp_path: Pat
     assert rc == 0
     got = json.loads(out.read_text())["bits_per_dim"][name]
     full = pretrained.card(name)["test_bits_per_dim"]
+    tol = check["tolerance"]
     for s in check["sigmas"]:
         value = got[repr(float(s))]
-        assert abs(value - check["bits_per_dim"][f"{s:g}"]) < check["tolerance"], (s, value)
-        assert abs(value - full[f"{s:g}"]) < 0.25
+        assert value == pytest.approx(check["bits_per_dim"][f"{s:g}"], abs=tol["abs"],
+                                      rel=tol["rel"]), s
+        if s == 0:
+            assert abs(value - full["0"]) < 0.25
 
 
 def test_cli_lists_the_zoo(capsys: pytest.CaptureFixture[str]) -> None:
