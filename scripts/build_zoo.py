@@ -189,17 +189,15 @@ def score_sampler() -> str:
         "score_corrected_ancestral")
 
 
-def recommended_sampler(objective: str) -> tuple[str, str]:
-    """``(sampler, why)``: an MLE model has no trained σ > 0, so its score-based samplers
-    leave what it learnt; ancestral is exact for it."""
-    if objective == "mle":
+def recommended_sampler(objective: str, metrics: dict[str, dict[str, Any]]) -> tuple[str, str]:
+    """``(sampler, why)``: ancestral for an MLE model (it has no trained σ > 0, and ancestral
+    draws are exact for it); for an NCMLE model the scored sampler with the lowest FCD."""
+    if objective == "mle" or not metrics:
         return "ancestral", ("MLE trains sigma = 0 only, and ancestral draws are exact for the "
                              "model; score-based samplers use untrained noise levels")
-    name = score_sampler()
-    if name == "self_denoising":
-        return name, "the descent from an ancestral draw at sigma_start with the exact score"
-    return name, ("the paper's scheme; self_denoising is not in this library's sampler "
-                  "registry yet")
+    best = min(metrics, key=lambda k: metrics[k]["fcd"])
+    shown = ", ".join(f"{k} {v['fcd']:.2f}" for k, v in metrics.items())
+    return best, f"lowest FCD of the samplers scored here ({shown})"
 
 
 def cpu_name() -> str:
@@ -236,7 +234,7 @@ def build(name: str, recipe: Recipe, run: Path, args: argparse.Namespace) -> dic
         chosen = f16 if use_half else f32
         say(f"{name}: float16 changes test bits/dim by at most {max(change.values()):.2e} "
             f"(tolerance {args.fp16_tolerance}): shipping {'float16' if use_half else 'float32'}")
-        sampler, why = recommended_sampler(best.meta.get("objective", "ncmle"))
+        objective = best.meta.get("objective", "ncmle")
         scored = [score_sampler(), "ancestral"]
         failed = {}
         metric_args = ["--sigmas", sig, "--metric-samples", str(args.metric_samples),
@@ -244,7 +242,7 @@ def build(name: str, recipe: Recipe, run: Path, args: argparse.Namespace) -> dic
         try:
             full = evaluate([chosen], [name], tmp, *metric_args, "--samplers", ",".join(scored))
         except CommandError as e:
-            if sampler == scored[0]:
+            if objective != "mle":
                 raise
             # an MLE model has no trained sigma > 0: a score-based sampler may fail on it;
             # the card says so, and scores the recommended (ancestral) sampler alone
@@ -257,6 +255,7 @@ def build(name: str, recipe: Recipe, run: Path, args: argparse.Namespace) -> dic
         data.write_bytes(chosen.read_bytes())
     metrics = full["sample_metrics"].get(name, {})
     first = next(iter(metrics.values()), {})
+    sampler, why = recommended_sampler(objective, metrics)
     prior = best.train_config.get("prior", {})
     model = build_model(best.model_class, best.model_config)  # type: ignore[arg-type]
     meta = best.meta
