@@ -370,6 +370,8 @@ def docs_table() -> str:
                 return "-"
             return f"{s['fcd']:.1f} ({s['fcd_floor']:.1f})"
 
+        failed = "; ".join(f"``{k}`` failed: {v.removeprefix('ncmle: error: ')}"
+                           for k, v in c["samples"].get("failed", {}).items()) or "-"
         sps = " / ".join(f"{s['samples_per_s']:.0f}" if "samples_per_s" in s else "-"
                          for s in (sb, anc))
         rows.append([
@@ -378,7 +380,7 @@ def docs_table() -> str:
             f"{c['training']['early_stopping_step']}",
             *[f"{c['test_bits_per_dim'][_key(s)]:.3f}" for s in SIGMAS],
             f"``{c['samples']['recommended_sampler']}``",
-            (f"{fcd(sb)} ``{scored[0]}``" if scored else "-"), fcd(anc), sps,
+            (f"{fcd(sb)} ``{scored[0]}``" if scored else failed), fcd(anc), sps,
         ])
     lines = [".. list-table::", "   :header-rows: 1", ""]
     for row in [head, *rows]:
