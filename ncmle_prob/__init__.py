@@ -26,6 +26,7 @@ _SUBMODULES = (
     "data",
     "metrics",
     "infer",
+    "pretrained",
     "cli",
 )
 

@@ -1,4 +1,5 @@
-"""The ``ncmle`` command: ``train``, ``evaluate``, ``sample``, ``restore`` and ``demo``.
+"""The ``ncmle`` command: ``train``, ``evaluate``, ``sample``, ``restore``, ``demo`` and
+``pretrained``.
 
 Building the parser imports neither torch nor Pyro (each command imports what it needs when it
 runs), so ``ncmle --help`` and argument errors come back at once.
@@ -23,16 +24,17 @@ __all__ = ["build_parser", "main"]
 def build_parser() -> argparse.ArgumentParser:
     """The ``ncmle`` argument parser."""
     from .. import __version__
-    from . import demo, evaluate, restore, sample, train
+    from . import demo, evaluate, pretrained, restore, sample, train
 
     parser = Parser(
         prog="ncmle",
         description="Noise-conditional autoregressive models: train, evaluate, sample, restore, "
-        "demo.",
+        "demo; pretrained models (ncmle pretrained) work wherever a checkpoint does, as "
+        "pretrained:NAME.",
     )
     parser.add_argument("--version", action="version", version=f"ncmle_prob {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for module in (train, evaluate, sample, restore, demo):
+    for module in (train, evaluate, sample, restore, demo, pretrained):
         module.add_parser(sub)
     return parser
 

@@ -38,6 +38,7 @@ __all__ = [
     "positive_float",
     "positive_int",
     "probability",
+    "resolve_checkpoint",
     "say",
 ]
 
@@ -264,6 +265,30 @@ def show_progress(quiet: bool) -> bool:
 
     isatty = getattr(sys.stderr, "isatty", None)
     return not quiet and is_main_process() and bool(isatty is not None and isatty())
+
+
+def resolve_checkpoint(text: str, task: str) -> str:
+    """The one place a command turns its checkpoint argument into a file: ``pretrained:NAME``
+    becomes the shipped model's verified weight file (:func:`ncmle_prob.pretrained.resolve`,
+    which checks that the model's card lists ``task``); any other text is a path, unchanged.
+
+    Example:
+        >>> from ncmle_prob.cli.common import resolve_checkpoint
+        >>> resolve_checkpoint("runs/last.pt", "sample")
+        'runs/last.pt'
+        >>> resolve_checkpoint("pretrained:nope", "sample")
+        Traceback (most recent call last):
+        ...
+        ncmle_prob.cli.common.CLIError: unknown pretrained model 'nope'; available: ...
+    """
+    from ..pretrained import PREFIX, PretrainedError, resolve
+
+    if not text.startswith(PREFIX):
+        return text
+    try:
+        return resolve(text, task)
+    except PretrainedError as e:
+        raise CLIError(str(e)) from None
 
 
 def say(*args: Any) -> None:

@@ -43,7 +43,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         description="Train the same MADE (discretized logistic mixture, 17 levels) by MLE and by "
                     "NCMLE on scikit-learn's 8x8 digits, print test bits/dim at σ = 0, 0.05 "
                     "and 0.2 with a summary of what the numbers show, and write a robustness "
-                    "plot and sample grids.",
+                    "plot and sample grids; then write gallery.png from the pretrained digits "
+                    "models (ancestral, self-denoising and score-corrected samples, a "
+                    "denoising and an inpainting restoration with PSNR, the robustness plot) "
+                    "and print its numbers with verdicts computed from them.",
         formatter_class=HelpFormatter,
     )
     p.add_argument("--out", default=_default_out(), metavar="DIR",
@@ -57,6 +60,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--seed", type=int, default=0, help="seed")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--no-gallery", action="store_true",
+                   help="skip the gallery of the pretrained models (gallery.png)")
     add_model_args(p)
     p.set_defaults(run=run)
 
@@ -156,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
     # into the same folder replaces the first (its checkpoints are the demo's own).
     out = check_output_dir("--out", args.out, "robustness.png", "results.json",
                            "samples_mle.png", "samples_ncmle.png",
-                           "samples_ncmle_score_corrected.png")
+                           "samples_ncmle_score_corrected.png", "gallery.png")
     for name in ("mle", "ncmle"):
         if (out / name).exists() and not (out / name).is_dir():
             raise CLIError(f"--out {out}: {out / name} is a file; the demo keeps its "
@@ -204,6 +209,13 @@ def run(args: argparse.Namespace) -> int:
     payload = json.dumps({k: {repr(s): v for s, v in r.items()} for k, r in results.items()},
                          indent=2)
     written.append(atomic_write(out / "results.json", lambda f: f.write(payload.encode())))
+    if not args.no_gallery:
+        from .gallery import gallery, gallery_verdicts
+
+        shown = gallery(out / "gallery.png", seed=args.seed, quick=args.quick)
+        say(f"\ngallery of the pretrained models ({shown['seconds']:.0f} s)")
+        say("\n".join(gallery_verdicts(shown)))
+        written.append(shown["path"])
     say("\nwrote:")
     for p in written + [out / "mle" / "last.pt", out / "ncmle" / "last.pt"]:
         say(f"  {p}")

@@ -21,6 +21,7 @@ from .common import (
     nonnegative_int,
     parse_floats,
     positive_int,
+    resolve_checkpoint,
     sampler_names,
     say,
     show_progress,
@@ -71,7 +72,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         formatter_class=HelpFormatter,
     )
     p.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT",
-                   help="checkpoint files (last.pt)")
+                   help="checkpoint files (last.pt) or pretrained:NAME (shipped models, "
+                        "see 'ncmle pretrained'; labelled NAME)")
     p.add_argument("--labels", default=None,
                    help="comma-separated curve labels (default: each checkpoint's folder name)")
     p.add_argument("--data", default=None, metavar="SPEC",
@@ -331,6 +333,8 @@ def evaluate_checkpoints(
 
 def run(args: argparse.Namespace) -> int:
     """Runs ``ncmle evaluate``."""
+    sources = list(args.checkpoints)
+    args.checkpoints = [resolve_checkpoint(p, "evaluate") for p in sources]
     sigmas = parse_floats(args.sigmas)
     labels = args.labels.split(",") if args.labels else [
         Path(p).parent.name or Path(p).stem for p in args.checkpoints
@@ -369,7 +373,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         from ..training import atomic_write
 
-        record = {"checkpoints": dict(zip(labels, args.checkpoints)), **facts,
+        record = {"checkpoints": dict(zip(labels, sources)), **facts,
                   "sigmas": sigmas, "bits_per_dim": {k: {repr(s): v for s, v in r.items()}
                                                      for k, r in results.items()},
                   "sample_metrics": scores, "seed": args.seed, "ema": not args.no_ema}

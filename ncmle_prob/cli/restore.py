@@ -22,6 +22,7 @@ from .common import (
     nonnegative_int,
     positive_float,
     positive_int,
+    resolve_checkpoint,
     say,
     show_progress,
 )
@@ -49,7 +50,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
     p.add_argument("--task", choices=("denoise", "inpaint", "deblur"), required=True,
                    help="denoise: y = x + noise; inpaint: some pixels are hidden; deblur: "
                         "y = box blur of x + noise")
-    p.add_argument("--checkpoint", required=True, help="checkpoint file of a trained model")
+    p.add_argument("--checkpoint", required=True,
+                   help="checkpoint file of a trained model, or pretrained:NAME (a shipped "
+                        "model of images, see 'ncmle pretrained')")
     p.add_argument("--input", required=True,
                    help="images: a .pt or .npy tensor (N, D) or (N, C, H, W) in [-1, 1], a "
                         ".png/.jpg image of the checkpoint's size and channels, test:I,J,... "
@@ -309,6 +312,7 @@ def _image_shape(meta: dict[str, Any], event: tuple[int, ...]) -> tuple[int, int
 
 def run(args: argparse.Namespace) -> int:
     """Runs ``ncmle restore``; returns the exit status."""
+    args.checkpoint = resolve_checkpoint(args.checkpoint, "restore")
     _check_args(args)
     out_path = check_figure_file("--out", args.out)
     import pyro

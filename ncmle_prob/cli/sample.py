@@ -19,6 +19,7 @@ from .common import (
     nonnegative_float,
     parse_options,
     positive_int,
+    resolve_checkpoint,
     sampler_names,
     say,
     show_progress,
@@ -46,7 +47,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                     "PNG.",
         formatter_class=HelpFormatter,
     )
-    p.add_argument("checkpoint", help="checkpoint file (last.pt)")
+    p.add_argument("checkpoint", help="checkpoint file (last.pt) or pretrained:NAME (a shipped "
+                                      "model, see 'ncmle pretrained')")
     p.add_argument("--num", "-n", type=positive_int, default=64, help="number of samples")
     p.add_argument("--sigma", type=nonnegative_float, default=0.0,
                    help="noise level of the target; pyro_mala and pyro_langevin need a density, "
@@ -113,6 +115,7 @@ def save_npz(path: str | Path, x: Tensor, *, bins: int | None, sigma: float, met
 
 def run(args: argparse.Namespace) -> int:
     """Runs ``ncmle sample``."""
+    source, args.checkpoint = args.checkpoint, resolve_checkpoint(args.checkpoint, "sample")
     out = check_figure_file("--out", args.out)
     npz = None
     if args.npz != "":
@@ -144,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
         if npz is not None:
             bins = meta.get("bins")
             saved = save_npz(npz, images, bins=bins, sigma=args.sigma, method=args.method,
-                             checkpoint=str(args.checkpoint))
+                             checkpoint=source)
             say(f"wrote {args.num} samples to {saved}")
     else:
         path = scatter_plot(x.reshape(-1, 2), out, title=title)
