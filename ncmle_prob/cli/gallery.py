@@ -3,9 +3,9 @@
 :func:`gallery` loads the shipped ``digits-made-ncmle`` and ``digits-made-mle``
 (:mod:`ncmle_prob.pretrained`) and computes, then draws side by side:
 
-* samples of the NCMLE model at σ = 0: ancestral, self-denoising (an ancestral draw at
-  σ_start = 0.1 then one Tweedie step with the model's own score, snapped to the grid; the
-  registry's ``self_denoising`` sampler where it exists) and score-corrected ancestral;
+* samples of the NCMLE model at σ = 0: ancestral, self-denoising (the ``self_denoising``
+  sampler with its defaults: an ancestral draw at σ_start = 0.3, then ten probability-flow
+  steps with the model's own score, snapped to the grid) and score-corrected ancestral;
 * a denoising and an inpainting restoration of test images (MALA posterior means with the NCMLE
   model at σ_p = 0.1 as the prior), with their PSNR before and after;
 * the robustness plot: test bits/dim against σ of the pretrained MLE and NCMLE models.
@@ -31,7 +31,6 @@ GALLERY_MODELS = ("digits-made-ncmle", "digits-made-mle")
 #: (1 dB: well above the spread of a mean over the gallery's images)
 PSNR_MARGIN_DB = 1.0
 ROBUSTNESS_SIGMAS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)
-SELF_DENOISING_SIGMA = 0.1
 PRIOR_SIGMA = 0.1
 
 
@@ -41,14 +40,7 @@ def _self_denoising(model: Any, n: int, seed: int) -> Tensor:
     from .. import samplers
 
     g = torch.Generator().manual_seed(seed)
-    if "self_denoising" in samplers.available():
-        return samplers.sample(model(), n, method="self_denoising", generator=g)
-    s = SELF_DENOISING_SIGMA
-    dist = model(s)
-    x = samplers.sample(dist, n, method="ancestral", generator=g)
-    x = samplers.tweedie_denoise(dist, x, s)
-    bins = model().bins if hasattr(model(), "bins") else None
-    return samplers.snap_to_grid(x, bins) if bins else x
+    return samplers.sample(model(), n, method="self_denoising", generator=g)
 
 
 def gallery(path: str | Path, *, seed: int = 0, quick: bool = False) -> dict[str, Any]:
