@@ -36,7 +36,8 @@ def _verdict(diffs: list[float], lower_is_better: bool = True) -> str:
 
 
 def _training(lik: dict[str, Any]) -> list[str]:
-    out = ["### Training (early stopping on validation bits/dim at σ = 0)", "",
+    out = ["### Training (early stopping on validation bits/dim at σ = 0; the best update's "
+           "weights are kept)", "",
            "| run | updates | best update | stopped by | best validation bits/dim |",
            "|---|---|---|---|---|"]
     for name, r in lik["runs"].items():
@@ -44,6 +45,8 @@ def _training(lik: dict[str, Any]) -> list[str]:
             out.append(f"| {name} | not trained | | | |")
             continue
         reason = r.get("stop_reason") or "still running"
+        if reason.startswith("early stopping"):
+            reason = "early stopping"  # the rule is the same for all runs: --patience above
         best = r.get("best_validation_bits_per_dim")
         out.append(f"| {name} | {r['step']} | {r.get('best_step')} | {reason} | "
                    f"{'-' if best is None else f'{best:.4f}'} |")
