@@ -69,9 +69,10 @@ def likelihood(study: Study, root: Path, out: Path) -> dict[str, Any]:
     for s in study.sigmas:
         diffs = []
         for seed in seeds:
-            a = per_run.get(f"ncmle-s{seed}", {}).get("bits_per_dim", {}).get(str(s))
-            b = per_run.get(f"mle-s{seed}", {}).get("bits_per_dim", {}).get(str(s))
-            if a is not None and b is not None:
+            ra, rb = per_run.get(f"ncmle-s{seed}", {}), per_run.get(f"mle-s{seed}", {})
+            a = ra.get("bits_per_dim", {}).get(str(s))
+            b = rb.get("bits_per_dim", {}).get(str(s))
+            if a is not None and b is not None and ra["finished"] and rb["finished"]:
                 diffs.append(a - b)
         entry: dict[str, Any] = {"differences": diffs}
         if len(diffs) >= 2:

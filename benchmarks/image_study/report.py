@@ -57,13 +57,13 @@ def _likelihood(lik: dict[str, Any]) -> list[str]:
     sigmas = list(next((r["bits_per_dim"] for r in lik["runs"].values()
                         if "bits_per_dim" in r), {}))
     out = ["", f"### Test bits/dim against σ ({lik['test_images']} test images, mean ± sd over "
-           "seeds)", "", "| objective | " + " | ".join(f"σ={float(s):g}" for s in sigmas)
+           "the finished seeds)", "", "| objective | " + " | ".join(f"σ={float(s):g}" for s in sigmas)
            + " |", "|---" * (len(sigmas) + 1) + "|"]
     for obj in ("mle", "ncmle"):
         cells = []
         for s in sigmas:
             vals = [r["bits_per_dim"][s] for n, r in lik["runs"].items()
-                    if n.startswith(obj + "-") and "bits_per_dim" in r]
+                    if n.startswith(obj + "-") and "bits_per_dim" in r and r["finished"]]
             cells.append(_ms(vals, 4))
         out.append(f"| {obj.upper()} | " + " | ".join(cells) + " |")
     out += ["", "NCMLE − MLE, paired over seeds (negative: NCMLE better):", ""]
@@ -168,7 +168,7 @@ def _figures(sel: dict[str, Any], out: Path) -> list[str]:
         return ["", "(figures skipped: matplotlib is not installed)"]
     fams: dict[str, list[dict[str, Any]]] = {}
     for v in sel["settings"].values():
-        fams.setdefault(("MLE " if v["objective"] == "mle" else "") + v["family"], []).append(v)
+        fams.setdefault(f"{v['objective'].upper()} {v['family']}", []).append(v)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for name, vs in fams.items():
         axes[0].scatter([v["recall"] for v in vs], [v["precision"] for v in vs], label=name,

@@ -41,7 +41,7 @@ from ncmle_prob.metrics.manifold import precision_recall
 from ncmle_prob.samplers.engine import at_level
 from ncmle_prob.training import load_model
 
-from .likelihood import best_checkpoint
+from .likelihood import best_checkpoint, stop_facts
 from .plan import Run, Setting, Study, settings
 
 __all__ = ["draw", "langevin_time_at_start", "select", "test"]
@@ -143,8 +143,10 @@ def _feature_scores(net: Any, real: tuple[Tensor, Tensor], x: Tensor, seed: int
 
 
 def _load(study: Study, root: Path, objective: str, seed: int) -> torch.nn.Module | None:
+    """The run's kept weights, or ``None`` while it has not stopped (a run still training is
+    never scored: its best weights so far are not the study's model)."""
     path = best_checkpoint(study, root, Run(objective, seed))
-    if path is None:
+    if path is None or not stop_facts(study, root, Run(objective, seed))["finished"]:
         return None
     torch.manual_seed(0)
     return load_model(path)
