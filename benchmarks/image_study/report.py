@@ -57,8 +57,9 @@ def _likelihood(lik: dict[str, Any]) -> list[str]:
     sigmas = list(next((r["bits_per_dim"] for r in lik["runs"].values()
                         if "bits_per_dim" in r), {}))
     out = ["", f"### Test bits/dim against σ ({lik['test_images']} test images, mean ± sd over "
-           "the finished seeds)", "", "| objective | " + " | ".join(f"σ={float(s):g}" for s in sigmas)
-           + " |", "|---" * (len(sigmas) + 1) + "|"]
+           "the finished seeds)", "",
+           "| objective | " + " | ".join(f"σ={float(s):g}" for s in sigmas) + " |",
+           "|---" * (len(sigmas) + 1) + "|"]
     for obj in ("mle", "ncmle"):
         cells = []
         for s in sigmas:
