@@ -51,7 +51,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", type=Path, default=None,
                    help="folder of the JSON, tables and figures "
                         "(default: benchmarks/results/image_study/DATA)")
+    p.add_argument("--shard", default=None, metavar="I/N",
+                   help="select: score only every N-th setting from the I-th (0-based), for "
+                        "several processes at once; a later select without it merges them")
     args = p.parse_args(argv)
+    shard = None
+    if args.shard is not None:
+        i, _, n = args.shard.partition("/")
+        if not (i.isdigit() and n.isdigit() and int(i) < int(n)):
+            p.error(f"--shard {args.shard!r}: expected I/N with 0 <= I < N, e.g. 1/2")
+        shard = (int(i), int(n))
     unknown = [s for s in args.stages if s not in STAGES]
     if unknown:
         p.error(f"unknown stage {unknown[0]!r}: choose from {', '.join(STAGES)}")
@@ -70,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         elif stage == "likelihood":
             likelihood.likelihood(study, root, out)
         elif stage == "select":
-            sampling.select(study, root, out)
+            sampling.select(study, root, out, shard)
         elif stage == "test":
             sampling.test(study, root, out)
         else:

@@ -152,19 +152,34 @@ def _load(study: Study, root: Path, objective: str, seed: int) -> torch.nn.Modul
     return load_model(path)
 
 
-def select(study: Study, root: Path, out: Path) -> dict[str, Any]:
-    """Writes ``out/select.json``: every setting's validation scores and each family's pick."""
-    path = out / "select.json"
+def select(study: Study, root: Path, out: Path, shard: tuple[int, int] | None = None
+           ) -> dict[str, Any]:
+    """Writes ``out/select.json``: every setting's validation scores and each family's pick.
+
+    With ``shard=(i, n)`` only every n-th setting from the i-th is scored, into
+    ``out/select-{i}of{n}.json`` (several processes at once); a later run without ``shard``
+    takes the shards' scores over and scores what is left."""
+    name = "select.json" if shard is None else f"select-{shard[0]}of{shard[1]}.json"
+    path = out / name
     done: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"settings": {}}
+    if shard is None:
+        for part in sorted(out.glob("select-*of*.json")):
+            done["settings"].update(json.loads(part.read_text())["settings"])
+        skip: set[str] = set()
+    else:  # what the unsharded file already holds is not scored again
+        merged = out / "select.json"
+        skip = set(json.loads(merged.read_text())["settings"]) if merged.exists() else set()
     net = load_classifier(study.data)
     real = _validation(study, root, Run("ncmle", 0))
     real_feats = image_features(net, _images(study, real))
     done["validation_images"] = len(real)
     models = {obj: _load(study, root, obj, 0) for obj in ("mle", "ncmle")}
     jobs = [("mle", Setting("ancestral", "ancestral"))] + [("ncmle", s) for s in settings(study)]
+    if shard is not None:
+        jobs = jobs[shard[0]::shard[1]]
     for objective, setting in jobs:
         key = f"{objective}/{setting.label}"
-        if key in done["settings"] or models[objective] is None:
+        if key in done["settings"] or key in skip or models[objective] is None:
             continue
         if setting.method not in samplers.available():
             print(f"select {key}: skipped, no sampler {setting.method!r} in this version",
