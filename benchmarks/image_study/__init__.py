@@ -15,6 +15,7 @@ interrupted study resumes where it stopped:
 * ``test``: the kept settings, once, on every seed, against the *test* images, every metric
   beside its real-vs-real floor at the same set sizes; the controls (a)–(c) with real test
   images; samples/s (:mod:`.testing`).
+* ``grids``: titled sample grids of MLE ancestral and of each family's pick, side by side.
 * ``report``: Markdown tables, the precision–coverage figure and the verdicts, computed from the
   numbers the earlier stages wrote (:mod:`.report`).
 """

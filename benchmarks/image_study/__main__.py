@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .plan import STUDIES, Study
 
-STAGES = ("train", "likelihood", "select", "test", "report")
+STAGES = ("train", "likelihood", "select", "test", "grids", "report")
 
 
 def train(study: Study, root: Path) -> None:
@@ -82,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
             sampling.select(study, root, out, shard)
         elif stage == "test":
             sampling.test(study, root, out)
+        elif stage == "grids":
+            sampling.grids(study, root, out)
         else:
             print(report.report(study, out))
         print(f"== {stage}: {time.perf_counter() - t0:.1f} s", flush=True)

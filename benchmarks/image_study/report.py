@@ -200,6 +200,8 @@ def report(study: Study, out: Path) -> str:
     if sel_path.exists():
         sel = json.loads(sel_path.read_text())
         lines += _selection(sel) + _figures(sel, out)
+    if (out / "samples.png").exists():
+        lines += ["", "![samples of each kept setting, seed 0](samples.png)"]
     if tst_path.exists():
         tst = json.loads(tst_path.read_text())
         if tst["scores"]:

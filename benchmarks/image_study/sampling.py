@@ -286,3 +286,38 @@ def _controls(study: Study, models: dict[str, Any], chosen: dict[str, Any], star
                 _images(study, noisy["mle"]), real_noisy, study.data, **opts_small),
         }
         save()
+
+
+def grids(study: Study, root: Path, out: Path, n: int = 36) -> Path | None:
+    """Writes ``out/samples.png``: ``n`` samples of MLE ancestral and of each family's pick
+    (seed-0 models), side by side with titles."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    chosen = json.loads((out / "select.json").read_text())
+    jobs = [("MLE ancestral", "mle", Setting("ancestral", "ancestral"))] + [
+        (f"NCMLE {family}", "ncmle", _setting_of(chosen["settings"][k]))
+        for family, k in chosen["picks"].items()]
+    models = {obj: _load(study, root, obj, 0) for obj in ("mle", "ncmle")}
+    if any(m is None for m in models.values()):
+        return None
+    side = math.isqrt(n)
+    fig, axes = plt.subplots(1, len(jobs), figsize=(2.6 * len(jobs), 3.0))
+    for ax, (title, objective, setting) in zip(axes, jobs):
+        x, _ = draw(models[objective], setting, side * side, seed=0)
+        img = _images(study, x)[:, 0]
+        h, w = img.shape[-2:]
+        tiles = img.reshape(side, side, h, w).permute(0, 2, 1, 3).reshape(side * h, side * w)
+        ax.imshow(((tiles + 1) / 2).clamp(0, 1).numpy(), cmap="gray", vmin=0, vmax=1)
+        label = setting.label.replace("score_corrected_ancestral", "sc").replace(
+            "self_denoising", "sd").replace("sigma_start", "σ₀").replace(
+            "steps_per_level", "T").replace("corrector=", "")
+        ax.set_title(f"{title}\n{label}", fontsize=7)
+        ax.axis("off")
+    fig.tight_layout()
+    path = out / "samples.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
