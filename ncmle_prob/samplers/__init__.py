@@ -3,8 +3,9 @@
 .. code-block:: python
 
     from ncmle_prob import samplers
-    samplers.available()  # ['ancestral', 'annealed_langevin', 'jacobi', 'pyro_langevin',
-                          #  'pyro_mala', 'score_corrected_ancestral']
+    samplers.available()  # ['ancestral', 'annealed_langevin', 'itarflow', 'jacobi',
+                          #  'pyro_langevin', 'pyro_mala', 'score_corrected_ancestral',
+                          #  'self_denoising', 'tarflow']
     x = samplers.sample(dist, 1000, method="score_corrected_ancestral", generator=g)
 
 Every sampler targets the distribution's bound σ by default, returns
@@ -16,6 +17,9 @@ takes ``generator=`` (reproducible draws) and ``progress=`` (a tqdm bar).
   (:mod:`.langevin`, on the shared engine :mod:`.engine`);
 * ``score_corrected_ancestral``: ancestral draws at a moderate σ corrected by
   predictor–corrector annealing with the exact score (:mod:`.score_corrected`);
+* ``self_denoising`` (presets ``tarflow``: one Tweedie step, ``itarflow``: ten steps): ancestral
+  draws at a moderate σ carried to the target by deterministic DDIM steps with the model's own
+  score, no corrector (:mod:`.self_denoising`);
 * ``jacobi``: the ancestral draws by parallel fixed-point iteration (:mod:`.jacobi`);
 * ``pyro_mala``, ``pyro_langevin``: independent chains of :class:`pyro.infer.MCMC` with the
   kernels of :mod:`ncmle_prob.infer`, one returned draw per chain (registered lazily:
@@ -37,6 +41,7 @@ from . import (
     predictors,
     schedules,
     score_corrected,
+    self_denoising,
     tweedie,
 )
 from .ancestral import Ancestral
@@ -63,6 +68,7 @@ from .registry import (
     unregister,
 )
 from .score_corrected import ScoreCorrectedAncestral
+from .self_denoising import ITarFlow, SelfDenoising, TarFlow
 from .tweedie import snap_to_grid, tweedie_denoise
 
 __all__ = [
@@ -70,12 +76,15 @@ __all__ = [
     "AnnealResult",
     "AnnealedLangevin",
     "AnnealingOptions",
+    "ITarFlow",
     "Jacobi",
     "NamedRegistry",
     "SampleInfo",
     "Sampler",
     "SamplerDivergenceError",
     "ScoreCorrectedAncestral",
+    "SelfDenoising",
+    "TarFlow",
     "ancestral",
     "anneal",
     "available",
@@ -99,6 +108,7 @@ __all__ = [
     "sample",
     "schedules",
     "score_corrected",
+    "self_denoising",
     "snap_to_grid",
     "tweedie",
     "tweedie_denoise",
