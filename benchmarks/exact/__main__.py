@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from .config import FULL, QUICK
-from .report import figure, render, verdicts
+from .report import figure, md_to_rst, render, verdicts
 from .study import run_overlap
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         results.append(run_overlap(cfg, overlap, out, log))
         text = render(results, cfg.to_json())
         (out / "tables.md").write_text(text)
+        (out / "tables.rst").write_text(md_to_rst(text))
         figure(results, out / "precision_coverage.png")
     summary = {"config": cfg.to_json(), "overlaps_done": [r["overlap"] for r in results],
                "verdicts": verdicts(results),

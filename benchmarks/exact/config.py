@@ -34,7 +34,7 @@ class Config:
     components: int = 4
     overlaps: tuple[float, ...] = (2.0, 3.0, 5.0, 8.0)
     sigma_ref: float = 0.3
-    seeds: tuple[int, ...] = (0, 1, 2)
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     hidden: int = 64
     components_model: int = 4
     num_train: int = 600

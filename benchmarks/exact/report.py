@@ -21,7 +21,7 @@ from typing import Any
 
 from scipy.stats import t as student_t
 
-__all__ = ["figure", "paired", "render", "verdicts"]
+__all__ = ["figure", "md_to_rst", "paired", "render", "verdicts"]
 
 ALPHA, POWER = 0.05, 0.8
 
@@ -299,3 +299,50 @@ def figure(results: list[dict[str, Any]], path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _rst_cell(text: str) -> str:
+    text = text.replace("*", "\\*").replace("|", "\\|")
+    return "\\" + text if text[:1] in "(-+#" and text[1:2] not in "0123456789." else text
+
+
+def md_to_rst(markdown: str) -> str:
+    """The report's Markdown (``## title``, pipe tables, paragraphs, bullets) as
+    reStructuredText (rubrics and ``list-table`` directives) for ``.. include::``.
+
+    Example:
+        >>> print(md_to_rst("## T\\n\\n| a | b |\\n|---|---|\\n| 1 | (x) |"))
+        .. rubric:: T
+        <BLANKLINE>
+        .. list-table::
+           :header-rows: 1
+        <BLANKLINE>
+           * - a
+             - b
+           * - 1
+             - \\(x)
+        <BLANKLINE>
+    """
+    out: list[str] = []
+    lines = markdown.splitlines()
+    i = 0
+    while i < len(lines):
+        ln = lines[i]
+        if ln.startswith("## "):
+            out += [f".. rubric:: {ln[3:].replace('|', chr(92) + '|')}", ""]
+        elif ln.startswith("|"):
+            rows = []
+            while i < len(lines) and lines[i].startswith("|"):
+                if not set(lines[i]) <= set("|-: "):
+                    rows.append([c.strip() for c in lines[i].strip().strip("|").split("|")])
+                i += 1
+            out += [".. list-table::", "   :header-rows: 1", ""]
+            for r in rows:
+                out.append(f"   * - {_rst_cell(r[0])}".rstrip())
+                out += [f"     - {_rst_cell(c)}".rstrip() for c in r[1:]]
+            out.append("")
+            continue
+        else:
+            out.append(ln.replace("|", "\\|").replace("*", "\\*"))
+        i += 1
+    return "\n".join(out).rstrip() + "\n"
