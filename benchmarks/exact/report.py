@@ -262,6 +262,17 @@ def render(results: list[dict[str, Any]], cfg: dict[str, Any]) -> str:
     parts.append("## Paired comparisons over training seeds (A − B; power: smallest "
                  "detectable effect at α = 0.05, power 0.8)\n\n" + _table(
                      ["Δ", "A vs B", "metric", "mean diff", "SE", "p", "MDE", "result"], rows))
+    rows = []
+    for r in results:
+        train = sum(x["cpu_seconds"] for x in r["runs"])
+        kl = sum(k.get("cpu_seconds", 0.0) for k in r["kl"])
+        val = r["val"].get("cpu_seconds", 0.0)
+        test = sum(t.get("cpu_seconds", 0.0) for t in r["tests"])
+        rows.append([f"{r['overlap']:g}", f"{train:.0f}", f"{kl:.0f}", f"{val:.0f}",
+                     f"{test:.0f}", f"{(train + kl + val + test) / 60:.1f}"])
+    parts.append("## CPU cost (process CPU seconds, one thread)\n\n" + _table(
+        ["Δ", "training (all runs)", "exact KL + compounding", "validation curve",
+         "test + controls", "total (min)"], rows))
     parts.append("## Verdicts\n\n" + "\n".join(f"- {v}" for v in verdicts(results).values()))
     return "\n\n".join(parts) + "\n"
 
