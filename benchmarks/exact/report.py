@@ -101,6 +101,18 @@ def comparisons(res: dict[str, Any]) -> list[dict[str, Any]]:
         r = paired(va, vb)
         out.append({"name": name, "metric": metric, "claim": claim, "lower_is_better": lower,
                     **r, "direction": _direction(r, lower)})
+    # exploratory, added after the first test results (not in DECISION_RULE.md): the controls
+    for name, get_a, get_b in (
+        ("exploratory (b): MLE + noise, corrected vs score-corrected",
+         lambda t: t["controls"]["b_mle_plus_noise"]["energy"],
+         lambda t: _method(t, res["val"], "score_corrected_best")["energy"]),
+        ("exploratory (c): NCMLE ancestral at σs vs MLE + noise",
+         lambda t: t["controls"]["c_at_sigma_start"]["ncmle_ancestral"]["energy"],
+         lambda t: t["controls"]["c_at_sigma_start"]["mle_plus_noise"]["energy"]),
+    ):
+        r = paired([get_a(t) for t in res["tests"]], [get_b(t) for t in res["tests"]])
+        out.append({"name": name, "metric": "energy", "claim": "exploratory",
+                    "lower_is_better": True, **r, "direction": _direction(r, True)})
     kl_n = [k["ncmle"]["kl0"][0] for k in res["kl"]]
     kl_m = [k["mle"]["kl0"][0] for k in res["kl"]]
     r = paired(kl_n, kl_m)
@@ -175,7 +187,7 @@ def render(results: list[dict[str, Any]], cfg: dict[str, Any]) -> str:
         fl = v["floor"]
         rows = [[x["label"], f"{x['energy']:.4f}", f"{x['class_tv']:.3f}",
                  f"{x['plausible']:.3f}", f"{x.get('too_close', 0):.3f}",
-                 f"{x.get('switch', math.nan):.3f}", f"{x['S_start']:.3g}",
+                 f"{x['switch']:.3f}" if "switch" in x else "", f"{x['S_start']:.3g}",
                  f"{x['S_total']:.3g}", str(x["score_evals"]), f"{x['cpu_seconds']:.1f}"]
                 for x in v["rows"]]
         rows.append(["oracle floor", f"{fl['energy']:.4f}", f"{fl['class_tv']:.3f}",
@@ -198,7 +210,7 @@ def render(results: list[dict[str, Any]], cfg: dict[str, Any]) -> str:
                          _ms([m["plausible"] for m in ms], 3),
                          _ms([m["too_close"] for m in ms], 3),
                          _ms([m["log_q"] for m in ms], 2),
-                         _ms([m.get("switch", math.nan) for m in ms], 3),
+                         _ms([m["switch"] for m in ms], 3) if "switch" in ms[0] else "",
                          f"{ms[0].get('S_start', 0):.3g} / {ms[0].get('S_total', 0):.3g}"])
         fl = [t["floor"] for t in r["tests"]]
         rows.append(["oracle floor", _ms([f["energy"] for f in fl]),
