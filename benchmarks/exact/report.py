@@ -116,7 +116,7 @@ def comparisons(res: dict[str, Any]) -> list[dict[str, Any]]:
     kl_n = [k["ncmle"]["kl0"][0] for k in res["kl"]]
     kl_m = [k["mle"]["kl0"][0] for k in res["kl"]]
     r = paired(kl_n, kl_m)
-    out.append({"name": "NCMLE vs MLE: KL(q||p) at σ=0", "metric": "kl0", "claim": "likelihood",
+    out.append({"name": "NCMLE vs MLE: KL(q‖p) at σ=0", "metric": "kl0", "claim": "likelihood",
                 "lower_is_better": True, **r, "direction": _direction(r, True)})
     return out
 
@@ -126,7 +126,7 @@ def verdicts(results: list[dict[str, Any]]) -> dict[str, str]:
     out = {}
     for claim, what in (("samples", "sample quality via score correction (energy distance, "
                                     "score-corrected NCMLE vs MLE ancestral)"),
-                        ("likelihood", "test likelihood (exact KL(q||p) at σ = 0, NCMLE vs "
+                        ("likelihood", "test likelihood (exact KL(q‖p) at σ = 0, NCMLE vs "
                                        "MLE)")):
         shown, against, mdes = [], [], []
         for res in results:
