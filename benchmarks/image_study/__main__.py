@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shard", default=None, metavar="I/N",
                    help="select: score only every N-th setting from the I-th (0-based), for "
                         "several processes at once; a later select without it merges them")
+    p.add_argument("--seeds", default=None, metavar="S,S",
+                   help="test: only these training seeds, into test-sS.json (several processes "
+                        "at once; the report merges them)")
     args = p.parse_args(argv)
     shard = None
     if args.shard is not None:
@@ -81,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         elif stage == "select":
             sampling.select(study, root, out, shard)
         elif stage == "test":
-            sampling.test(study, root, out)
+            sampling.test(study, root, out,
+                          None if args.seeds is None else [int(x) for x in args.seeds.split(',')])
         elif stage == "grids":
             sampling.grids(study, root, out)
         else:

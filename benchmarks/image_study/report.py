@@ -192,7 +192,7 @@ def report(study: Study, out: Path) -> str:
     """Writes ``out/report.md`` from the JSON of the earlier stages and returns it."""
     lines = [f"## Image study: MADE on {study.data}, MLE against NCMLE", ""]
     lik_path, sel_path, tst_path = (out / n for n in ("likelihood.json", "select.json",
-                                                       "test.json"))
+                                                       "test.json"))  # + test-s*.json parts
     lik = json.loads(lik_path.read_text()) if lik_path.exists() else None
     groups: dict[str, dict[int, dict[str, Any]]] = {}
     if lik:
@@ -202,8 +202,13 @@ def report(study: Study, out: Path) -> str:
         lines += _selection(sel) + _figures(sel, out)
     if (out / "samples.png").exists():
         lines += ["", "![samples of each kept setting, seed 0](samples.png)"]
-    if tst_path.exists():
-        tst = json.loads(tst_path.read_text())
+    parts = [json.loads(p.read_text()) for p in [tst_path, *sorted(out.glob("test-s*.json"))]
+             if p.exists()]
+    if parts:
+        tst = {"scores": {k: v for part in parts for k, v in part["scores"].items()}}
+        controls = [part["controls"] for part in parts if part.get("controls")]
+        if controls:
+            tst["controls"] = controls[0]
         if tst["scores"]:
             table, groups = _test(tst)
             lines += table + _controls(tst)

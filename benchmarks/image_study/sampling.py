@@ -211,11 +211,14 @@ def _setting_of(entry: dict[str, Any]) -> Setting:
     return Setting(entry["family"], entry["method"], tuple(entry["options"].items()))
 
 
-def test(study: Study, root: Path, out: Path) -> dict[str, Any]:
+def test(study: Study, root: Path, out: Path, seeds: list[int] | None = None
+         ) -> dict[str, Any]:
     """Writes ``out/test.json``: each pick on every seed against the test images, and the
-    controls (a)–(c); resumable like :func:`select`."""
+    controls (a)–(c); resumable like :func:`select`. With ``seeds`` only those seeds, into
+    ``out/test-s{seeds}.json`` (several processes at once; the report merges them)."""
     chosen = json.loads((out / "select.json").read_text())
-    path = out / "test.json"
+    name = "test.json" if seeds is None else f"test-s{'-'.join(map(str, seeds))}.json"
+    path = out / name
     done: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"scores": {}}
     test_x = load_dataset(study.data, split="test", flatten=True).tensor()
     real = _images(study, test_x[: study.test_reference])
@@ -229,8 +232,7 @@ def test(study: Study, root: Path, out: Path) -> dict[str, Any]:
 
     jobs = [("mle", Setting("ancestral", "ancestral"))] + [
         ("ncmle", _setting_of(chosen["settings"][k])) for k in chosen["picks"].values()]
-    seeds = sorted({r.seed for r in study.runs})
-    for seed in seeds:
+    for seed in sorted({r.seed for r in study.runs} if seeds is None else set(seeds)):
         models = {obj: _load(study, root, obj, seed) for obj in ("mle", "ncmle")}
         for objective, setting in jobs:
             key = f"{objective}/{setting.label}/s{seed}"
