@@ -166,9 +166,10 @@ def select(study: Study, root: Path, out: Path, shard: tuple[int, int] | None = 
         for part in sorted(out.glob("select-*of*.json")):
             done["settings"].update(json.loads(part.read_text())["settings"])
         skip: set[str] = set()
-    else:  # what the unsharded file already holds is not scored again
-        merged = out / "select.json"
-        skip = set(json.loads(merged.read_text())["settings"]) if merged.exists() else set()
+    else:  # what the merged file or another shard already holds is not scored again
+        skip = {k for other in [out / "select.json", *out.glob("select-*of*.json")]
+                if other.exists() and other != path
+                for k in json.loads(other.read_text())["settings"]}
     net = load_classifier(study.data)
     real = _validation(study, root, Run("ncmle", 0))
     real_feats = image_features(net, _images(study, real))
