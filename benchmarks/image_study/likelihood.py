@@ -48,12 +48,19 @@ def stop_facts(study: Study, root: Path, run: Run) -> dict[str, Any]:
 def likelihood(study: Study, root: Path, out: Path) -> dict[str, Any]:
     """Writes ``out/likelihood.json``: bits/dim per run and σ, and the paired comparisons."""
     test = load_dataset(study.data, split="test", flatten=True).tensor()
+    old_path = out / "likelihood.json"
+    old = json.loads(old_path.read_text())["runs"] if old_path.exists() else {}
     per_run: dict[str, Any] = {}
     for run in study.runs:
         path = best_checkpoint(study, root, run)
         facts = stop_facts(study, root, run)
         if path is None:
             per_run[run.name] = facts
+            continue
+        kept = old.get(run.name, {})
+        if (kept.get("finished") and facts["finished"] and kept.get("step") == facts["step"]
+                and kept.get("checkpoint") == str(path)):
+            per_run[run.name] = kept  # a finished run's numbers do not change: not redone
             continue
         torch.manual_seed(0)
         model = load_model(path)
