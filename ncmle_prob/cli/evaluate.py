@@ -367,7 +367,7 @@ def run(args: argparse.Namespace) -> int:
 
         say(f"robustness plot: {robustness_plot(results, args.plot)}")
     if args.json:
-        from ..training import atomic_write
+        from .._io import atomic_write
 
         record = {"checkpoints": dict(zip(labels, args.checkpoints)), **facts,
                   "sigmas": sigmas, "bits_per_dim": {k: {repr(s): v for s, v in r.items()}
@@ -376,7 +376,7 @@ def run(args: argparse.Namespace) -> int:
         text = json.dumps(record, indent=1, default=float)
         say(f"json: {atomic_write(args.json, lambda f: f.write(text.encode()))}")
     if args.table:
-        from ..training import atomic_write
+        from .._io import atomic_write
 
         text = markdown_tables(results, scores, facts) + "\n"
         say(f"table: {atomic_write(args.table, lambda f: f.write(text.encode()))}")

@@ -60,9 +60,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .._registry import NamedRegistry
 from ..distributions import NoiseConditionalDistribution
 from ..distributions.validation import bin_width
-from .registry import NamedRegistry
 
 __all__ = [
     "Chain",

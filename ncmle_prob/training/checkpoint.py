@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,8 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from .._io import atomic_write  # re-exported: the writer lives at the bottom (ncmle_prob._io)
 
 __all__ = [
     "FORMAT",
@@ -65,37 +66,6 @@ class Checkpoint:
     train_config: dict[str, Any] = field(default_factory=dict)
     history: str = '{"train": [], "evals": []}'
     meta: dict[str, Any] = field(default_factory=dict)
-
-
-def atomic_write(path: str | os.PathLike[str], write: Any) -> Path:
-    """Calls ``write(file_object)`` on a temporary file, then renames it to ``path``.
-
-    Args:
-        path: target path; its directory is created if needed.
-        write: a callable taking a binary file object.
-
-    Example:
-        >>> import tempfile, pathlib
-        >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.bin"
-        >>> _ = atomic_write(p, lambda f: f.write(b"ok"))
-        >>> p.read_bytes()
-        b'ok'
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # a unique sibling name, created with the usual umask-based permissions (unlike mkstemp)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp"
-    try:
-        with open(tmp, "xb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def model_spec(model: nn.Module) -> tuple[str | None, dict[str, Any] | None]:
