@@ -18,6 +18,7 @@ from ncmle_prob.data import (
     DatasetNotFoundError,
     find_mnist_dirs,
     load,
+    load_dataset,
     load_digits,
     load_fashion_mnist,
     load_mnist,
@@ -103,8 +104,11 @@ def test_missing_data_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr("ncmle_prob.data.mnist.FASHION_MNIST_DIR", tmp_path / "absent")
     with pytest.raises(DatasetNotFoundError, match=r"nope, .*absent\. .*apt install"):
         load_fashion_mnist()
-    with pytest.raises(ValueError, match="unknown dataset 'cifar10'"):
-        load("cifar10")
+    with pytest.raises(ValueError, match="unknown data spec 'cifar10'"):
+        load_dataset("cifar10")
+    with pytest.warns(DeprecationWarning, match="load_dataset"), pytest.raises(
+            ValueError, match="unknown dataset 'cifar10'"):
+        load("cifar10")  # the deprecated front door still works (and warns once)
 
 
 def test_mnist_discovery_via_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -182,3 +186,24 @@ def test_checkerboard_samples_and_score() -> None:
         Checkerboard(n=3)
     with pytest.raises(ValueError, match="unknown toy"):
         load_toy("moons")
+
+
+def test_the_catalogue_is_the_one_list_and_imports_no_torch() -> None:
+    import subprocess
+    import sys
+
+    from ncmle_prob.cli import common, images
+    from ncmle_prob.data import DATA_SPECS, DATASETS, catalogue
+
+    names = catalogue.names()
+    assert (*names, "folder:PATH", "npy:PATH") == DATA_SPECS
+    assert set(DATASETS) <= set(names) and set(images.IMAGE_SPECS) <= set(names)
+    assert set(common.DATASETS) == set(DATASETS)
+    for record in catalogue.CATALOGUE:
+        for alias in (record.name, *record.aliases):
+            assert catalogue.lookup(alias) is record
+    code = ("import sys, ncmle_prob.data.catalogue, ncmle_prob.cli.common; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
