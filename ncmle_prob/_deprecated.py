@@ -4,18 +4,13 @@ A deprecated name keeps working and warns once per process (a :class:`Deprecatio
 naming the replacement and the removal version). Nothing else in the library defines an alias:
 to retire one, delete its entry here and its re-export.
 
-===========================================  =======================================  =======
-deprecated                                   use instead                              removed
-===========================================  =======================================  =======
-``ncmle_prob.data.load(name)``               ``ncmle_prob.data.load_dataset(spec)``   0.3
-``ncmle_prob.infer.AnnealedLangevin``        ``infer.AnnealedLangevinKernel``         0.3
-``ncmle_prob.infer.denoise``                 ``infer.remove_noise``                   0.3
-``restore(kernel="mala")`` and the other     ``kernel="batched_mala"``, ``"mcmc_*"``   0.3
-old restore kernel names
-sampler option ``metropolis=``               ``corrector="mala"``/``"langevin"``      0.3
-sampler option ``denoise=``                  ``tweedie=``                             0.3
-``MADE(legacy_layout=True)``                 ``MADE(layout="nflows")``                0.3
-===========================================  =======================================  =======
+==========================================  =====================================  =======
+deprecated                                  use instead                            removed
+==========================================  =====================================  =======
+``ncmle_prob.data.load(name)``              ``ncmle_prob.data.load_dataset(spec)``  0.3
+``ncmle_prob.infer.AnnealedLangevin``       ``infer.AnnealedLangevinKernel``       0.3
+sampler option ``metropolis=``              ``corrector="mala"``/``"langevin"``    0.3
+==========================================  =====================================  =======
 
 Example:
     >>> import warnings
@@ -32,21 +27,12 @@ import os
 import warnings
 from typing import Any
 
-__all__ = ["REMOVAL", "RESTORE_KERNELS", "data_load", "warn_once"]
+__all__ = ["REMOVAL", "data_load", "warn_once"]
 
 #: The version that removes every alias below.
 REMOVAL = "0.3"
 
 _WARNED: set[str] = set()
-
-#: Old restore kernel names (they collided with sampler and corrector names) -> new ones.
-RESTORE_KERNELS = {
-    "mala": "batched_mala",
-    "pyro_mala": "mcmc_mala",
-    "annealed_langevin": "mcmc_annealed_langevin",
-    "nuts": "mcmc_nuts",
-}
-
 
 def warn_once(old: str, new: str, *, stacklevel: int = 3) -> bool:
     """Warns once per process that ``old`` is deprecated in favour of ``new``; returns whether
@@ -57,14 +43,6 @@ def warn_once(old: str, new: str, *, stacklevel: int = 3) -> bool:
     warnings.warn(f"{old} is deprecated and will be removed in ncmle_prob {REMOVAL}: use {new}",
                   DeprecationWarning, stacklevel=stacklevel)
     return True
-
-
-def restore_kernel(name: str) -> str:
-    """The current name of a restore kernel (an old name warns once)."""
-    if name in RESTORE_KERNELS:
-        warn_once(f"restore kernel {name!r}", f"kernel={RESTORE_KERNELS[name]!r}", stacklevel=4)
-        return RESTORE_KERNELS[name]
-    return name
 
 
 def data_load(

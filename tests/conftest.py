@@ -34,3 +34,11 @@ def _one_intra_op_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_deprecations() -> None:
+    """Each test sees every deprecation warning afresh (the library warns once per process)."""
+    from ncmle_prob import _deprecated
+
+    _deprecated._WARNED.clear()

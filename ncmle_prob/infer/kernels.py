@@ -23,7 +23,6 @@ the unadjusted kernel, where a high target keeps its discretisation bias small.
 from __future__ import annotations
 
 import math
-import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -374,8 +373,7 @@ class AnnealedLangevin(AnnealedLangevinKernel):
     """
 
     def __init__(self, model: Callable[..., Any] | None = None, **kwargs: Any) -> None:
-        warnings.warn(
-            "ncmle_prob.infer.AnnealedLangevin is deprecated: use AnnealedLangevinKernel",
-            DeprecationWarning, stacklevel=2,
-        )
+        from .._deprecated import warn_once
+
+        warn_once("ncmle_prob.infer.AnnealedLangevin", "AnnealedLangevinKernel")
         super().__init__(model, **kwargs)

@@ -24,7 +24,6 @@ steps. ``annealed_langevin`` and ``score_corrected_ancestral`` are the two built
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -111,8 +110,10 @@ class AnnealingOptions:
 
     def __post_init__(self) -> None:
         if self.metropolis is not None:
-            warnings.warn("option 'metropolis' is deprecated: use corrector='mala' or "
-                          "corrector='langevin'", DeprecationWarning, stacklevel=4)
+            from .._deprecated import warn_once
+
+            warn_once("sampler option 'metropolis'", "corrector='mala' or corrector='langevin'",
+                      stacklevel=5)
             self.corrector = "mala" if self.metropolis else "langevin"
         get_predictor(self.predictor)  # unknown names: ValueError listing the valid ones
         get_corrector(self.corrector)
