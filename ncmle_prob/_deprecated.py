@@ -9,7 +9,12 @@ deprecated                                  use instead                         
 ==========================================  =====================================  =======
 ``ncmle_prob.data.load(name)``              ``ncmle_prob.data.load_dataset(spec)``  0.3
 ``ncmle_prob.infer.AnnealedLangevin``       ``infer.AnnealedLangevinKernel``       0.3
+``ncmle_prob.infer.denoise``                ``infer.remove_noise`` ("denoise" is   0.3
+                                            Tweedie's formula only)
 sampler option ``metropolis=``              ``corrector="mala"``/``"langevin"``    0.3
+restore ``kernel="mala"``, ``"pyro_mala"``,  ``"batched_mala"``, ``"mcmc_mala"``,      0.3
+``"annealed_langevin"``, ``"nuts"``         ``"mcmc_annealed_langevin"``,
+                                            ``"mcmc_nuts"``
 ==========================================  =====================================  =======
 
 Example:
@@ -27,7 +32,15 @@ import os
 import warnings
 from typing import Any
 
-__all__ = ["REMOVAL", "data_load", "warn_once"]
+__all__ = [
+    "ATTRIBUTES",
+    "OLD_RESTORE_KERNELS",
+    "REMOVAL",
+    "data_load",
+    "deprecated_attribute",
+    "restore_kernel",
+    "warn_once",
+]
 
 #: The version that removes every alias below.
 REMOVAL = "0.3"
@@ -43,6 +56,46 @@ def warn_once(old: str, new: str, *, stacklevel: int = 3) -> bool:
     warnings.warn(f"{old} is deprecated and will be removed in ncmle_prob {REMOVAL}: use {new}",
                   DeprecationWarning, stacklevel=stacklevel)
     return True
+
+
+#: Restore kernel names of before 0.2 (they collided with sampler and corrector names).
+OLD_RESTORE_KERNELS = {
+    "mala": "batched_mala",
+    "pyro_mala": "mcmc_mala",
+    "annealed_langevin": "mcmc_annealed_langevin",
+    "nuts": "mcmc_nuts",
+}
+
+
+def restore_kernel(name: str) -> str:
+    """The current name of a restore kernel (an old name warns once)."""
+    if isinstance(name, str) and name in OLD_RESTORE_KERNELS:
+        warn_once(f"restore kernel {name!r}", f"kernel={OLD_RESTORE_KERNELS[name]!r}",
+                  stacklevel=4)
+        return OLD_RESTORE_KERNELS[name]
+    return name
+
+
+#: Deprecated module attributes: ``(module, name) -> (module of the new name, new name)``.
+ATTRIBUTES = {
+    ("ncmle_prob.infer", "denoise"): ("ncmle_prob.infer.inverse", "remove_noise"),
+    ("ncmle_prob.infer.inverse", "denoise"): ("ncmle_prob.infer.inverse", "remove_noise"),
+}
+
+
+def deprecated_attribute(module: str, name: str) -> Any:
+    """The module ``__getattr__`` of a deprecated attribute (warns once).
+
+    Raises:
+        AttributeError: ``name`` is not a deprecated attribute of ``module``.
+    """
+    if (module, name) not in ATTRIBUTES:
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+    import importlib
+
+    new_module, new = ATTRIBUTES[(module, name)]
+    warn_once(f"{module}.{name}", f"{new_module.rsplit('.', 1)[0]}.{new}")
+    return getattr(importlib.import_module(new_module), new)
 
 
 def data_load(

@@ -73,6 +73,7 @@ class NamedRegistry:
         self._check = check
         self._table: dict[str, Any] = {}
         self._lazy: dict[str, str] = {}
+        self._order: dict[str, None] = {}  # registration order
         _TABLES[kind] = self
 
     def _check_new(self, name: object) -> str:
@@ -90,6 +91,7 @@ class NamedRegistry:
         self._check_new(name)
         obj = self._check(name, obj) if self._check is not None else obj
         self._table[name] = obj
+        self._order[name] = None
         return obj
 
     def register(self, name: str) -> Callable[[Any], Any]:
@@ -103,6 +105,7 @@ class NamedRegistry:
         if not isinstance(target, str) or target.count(":") != 1:
             raise ValueError(f"lazy target must be 'module:attribute', got {target!r}")
         self._lazy[name] = target
+        self._order[name] = None
 
     def unregister(self, name: str) -> None:
         """Removes ``name`` (a built-in one included).
@@ -112,13 +115,17 @@ class NamedRegistry:
         """
         if name in self._lazy:
             del self._lazy[name]
-            return
-        self.get(name)
-        del self._table[name]
+        else:
+            self.get(name)
+            del self._table[name]
+        del self._order[name]
 
-    def names(self) -> list[str]:
-        """Sorted names, lazy ones included (listing imports nothing)."""
-        return sorted({*self._table, *self._lazy})
+    def names(self, *, sort: bool = True) -> list[str]:
+        """Sorted names, lazy ones included (listing imports nothing); ``sort=False``: in the
+        order they were registered (imported lazy entries keep their place)."""
+        if sort:
+            return sorted({*self._table, *self._lazy})
+        return list(self._order)
 
     def __contains__(self, name: object) -> bool:
         return name in self._table or name in self._lazy

@@ -30,19 +30,15 @@ from ncmle_prob.distributions import (
     NoisyGaussianMixture,
     TransformedNoiseConditional,
 )
-from ncmle_prob.testing import CHECKS, checks_for
+from ncmle_prob.testing import CHECKS, checks_for, checks_of_kind
 
-CONTRACTS = ["support", "infer_shapes", "expand_subclass", "jit_trace", "serialization",
-             "predictive", "sigma_binding", "positive_transform", "sigma_reach"]
+#: The contract checks, read from the suite's registry (the property checks run in
+#: tests/test_properties.py; together they are every check of CHECKS).
+CONTRACTS = checks_of_kind("contract")
 CASES = [(ex, name) for ex in EXAMPLES for name in checks_for(ex, CONTRACTS)]
 
 
-@pytest.fixture(autouse=True)
-def _fresh_pyro() -> Iterator[None]:
-    pyro.clear_param_store()
-    pyro.set_rng_seed(0)
-    yield
-    pyro.clear_param_store()
+pytestmark = pytest.mark.usefixtures("fresh_pyro")
 
 
 @pytest.mark.parametrize("ex,name", CASES, ids=[f"{name}-{ex.id}" for ex, name in CASES])

@@ -70,8 +70,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
                    help="deblur: side of the K x K box blur (odd)")
     p.add_argument("--prior-sigma", type=nonnegative_float, default=0.1,
                    help="noise level the prior is bound to (a density also for grid data)")
-    p.add_argument("--kernel", default="mala", choices=("mala", "annealed_langevin", "nuts"),
-                   help="MCMC kernel of the posterior sampling")
+    p.add_argument("--kernel", default="batched_mala", metavar="NAME",
+                   help="posterior sampler, a restore kernel of ncmle_prob.infer: batched_mala "
+                        "(all images' MALA chains in one batch), or one Pyro MCMC per image: "
+                        "mcmc_mala, mcmc_annealed_langevin, mcmc_nuts (the names of before 0.2, "
+                        "mala, annealed_langevin and nuts, still work, deprecated)")
     p.add_argument("--num-samples", type=positive_int, default=200,
                    help="posterior draws per image")
     p.add_argument("--warmup", type=nonnegative_int, default=300, help="warm-up steps per image")
@@ -253,7 +256,8 @@ def run(args: argparse.Namespace) -> int:
     import pyro
     import torch
 
-    from ..infer.inverse import deblur, denoise, inpaint, psnr
+    from ..infer.inverse import deblur, inpaint, psnr
+    from ..infer.inverse import remove_noise as denoise
     from ..training import load_checkpoint, load_model, resolve_device
     from .plots import image_grid
 
@@ -275,7 +279,10 @@ def run(args: argparse.Namespace) -> int:
     opts: dict[str, Any] = {"kernel": args.kernel, "num_samples": args.num_samples,
                             "warmup_steps": args.warmup, "batch_size": args.batch_size,
                             "progress": show_progress(args.quiet)}
-    if args.kernel == "mala":
+    from .._deprecated import restore_kernel
+    from ..infer import RESTORE_KERNELS
+
+    if RESTORE_KERNELS.get(restore_kernel(args.kernel)).batched:
         opts["seed"] = args.seed
     mask = None
     if args.task == "inpaint":
