@@ -21,7 +21,7 @@ from _compounding_config import (
 from _compounding_data import make_oracle
 from _compounding_metrics import prefix_reverse_kl, sample_metrics
 from _compounding_report import Runs
-from _compounding_samplers import engine_api, run_method, target_sigma
+from _compounding_samplers import run_method, target_sigma
 from _compounding_train import OBJECTIVES, train_one
 
 SPLIT_SEED = {"tune": 1, "spread": 2, "test": 3, "floor": 4, "kl": 5, "ref": 6, "speed": 7}
@@ -59,8 +59,9 @@ class Bench:
         self.budget = QUICK_BUDGET if quick else BUDGETS[d]
         self.q = make_oracle(self.spec)
         self.ckpt = ckpt
-        # one cache per sampler API: runs of the legacy and the engine samplers never mix
-        self.cache = Cache(ckpt / f"cache_d{d}_{engine_api()}.json")
+        # the cache of the predictor-corrector engine's runs (the name is kept from when a
+        # pre-engine sampler API had its own)
+        self.cache = Cache(ckpt / f"cache_d{d}_pc.json")
         self.models = {
             (obj, s): train_one(self.q, obj, s, self.train_spec, ckpt, log=log)
             for s in self.seeds for obj in OBJECTIVES

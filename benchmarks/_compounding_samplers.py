@@ -13,8 +13,8 @@ A *method* is a dict: ``{"label", "kind", "model", ...}`` with ``kind`` one of
   ``model="ncmle"`` is NCMLE's ancestral draw at :math:`\sigma_\text{start}`,
   ``model="mle"`` MLE's draw plus :math:`\sigma_\text{start}` noise (control c).
 
-:func:`corrector_grid` builds the score-corrected grid from whatever the installed sampler
-offers (read with ``samplers.options``), so the grid follows the engine's option names.
+:func:`corrector_grid` builds the score-corrected grid over the predictor–corrector
+engine's options.
 """
 
 from __future__ import annotations
@@ -29,67 +29,31 @@ from torch import Tensor
 from ncmle_prob import samplers
 from ncmle_prob.distributions import NoisyGaussianMixture
 from ncmle_prob.models import MADE
-from ncmle_prob.samplers.schedules import geometric_ladder
 
 METHOD = "score_corrected_ancestral"
-SIGMA_MIN = 0.01
-
-
-def _opts() -> dict[str, Any]:
-    return samplers.options(METHOD)
-
-
-def step_size_for_time(sigma_start: float, num_levels: int, steps: int, total: float) -> float:
-    r"""ε such that :math:`S = \sum_i T\,\varepsilon\,\sigma_i^2/\sigma_L^2` equals ``total``
-    on the geometric ladder (the pre-engine API's step rule :math:`\alpha_i \propto
-    \sigma_i^2`)."""
-    lad = geometric_ladder(sigma_start, SIGMA_MIN, num_levels).double()
-    return float(total / (steps * (lad**2 / SIGMA_MIN**2).sum()))
-
-
-def engine_api() -> str:
-    r"""``"pc"`` when the installed sampler has the predictor–corrector engine's options
-    (``predictor``, ``corrector``, step rules), else ``"legacy"`` (``metropolis``, the
-    technique-4 step shape :math:`\alpha_i \propto \sigma_i^2` with a free ε)."""
-    have = _opts()
-    return "pc" if "predictor" in have and "corrector" in have else "legacy"
 
 
 def corrector_grid(
     sigma_starts: tuple[float, ...],
-    times: tuple[float, ...],
-    num_levels: int,
-    steps: int,
     pc_steps: tuple[int, ...] = (2, 5, 10),
     pc_predictors: tuple[str, ...] = ("reverse_diffusion", "probability_flow", "none"),
     pc_correctors: tuple[str, ...] = ("langevin", "mala"),
 ) -> list[dict[str, Any]]:
-    r"""The score-corrected settings: σ_start × Langevin-time budget × predictor × corrector.
+    r"""The score-corrected settings: σ_start × budget × predictor × corrector.
 
-    With the predictor–corrector engine the budget axis is ``steps_per_level`` in ``pc_steps``
-    (the engine's default ladder and step rule: MALA adapted to its target acceptance,
-    Langevin by the signal-to-noise rule; the Langevin time S it reached is recorded). With
-    the legacy sampler it is the total Langevin time S in ``times``, reached on a
-    ``num_levels`` ladder with ``steps`` steps per level by the step size ε.
+    The budget axis is ``steps_per_level`` in ``pc_steps`` (the engine's default ladder and
+    step rule: MALA adapted to its target acceptance, Langevin by the signal-to-noise rule;
+    the Langevin time S it reached is recorded).
     """
     grid = []
-    if engine_api() == "pc":
-        for s0, t, pred, corr in itertools.product(sigma_starts, pc_steps, pc_predictors,
-                                                   pc_correctors):
-            opts: dict[str, Any] = {"sigma_start": s0, "steps_per_level": t,
-                                    "predictor": pred, "corrector": corr}
-            grid.append({"label": f"corrected s0={s0} T={t} {pred}/{corr}",
-                         "kind": "corrected", "model": "ncmle", "opts": opts,
-                         "sigma_start": s0, "budget": f"T={t}", "predictor": pred,
-                         "corrector": corr})
-        return grid
-    for s0, total, corr in itertools.product(sigma_starts, times, ("langevin", "mala")):
-        opts = {"sigma_start": s0, "num_levels": num_levels, "steps_per_level": steps,
-                "metropolis": corr == "mala",
-                "step_size": step_size_for_time(s0, num_levels, steps, total)}
-        grid.append({"label": f"corrected s0={s0} S={total} none/{corr}", "kind": "corrected",
-                     "model": "ncmle", "opts": opts, "sigma_start": s0, "budget": f"S={total}",
-                     "predictor": "none", "corrector": corr})
+    for s0, t, pred, corr in itertools.product(sigma_starts, pc_steps, pc_predictors,
+                                               pc_correctors):
+        opts: dict[str, Any] = {"sigma_start": s0, "steps_per_level": t,
+                                "predictor": pred, "corrector": corr}
+        grid.append({"label": f"corrected s0={s0} T={t} {pred}/{corr}",
+                     "kind": "corrected", "model": "ncmle", "opts": opts,
+                     "sigma_start": s0, "budget": f"T={t}", "predictor": pred,
+                     "corrector": corr})
     return grid
 
 

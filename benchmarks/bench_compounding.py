@@ -42,7 +42,7 @@ from _compounding_report import (
     table,
 )
 from _compounding_runs import Bench, _gen
-from _compounding_samplers import corrector_grid, engine_api, tweedie_grid
+from _compounding_samplers import corrector_grid, tweedie_grid
 from _compounding_train import OBJECTIVES, train_state
 
 from ncmle_prob import samplers
@@ -102,8 +102,8 @@ METRIC_HEADER = ["method", "energy dist. ↓ (coverage)", "class TV ↓ (coverag
 
 def tune(b: Bench) -> tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]]:
     bud = b.budget
-    grid = corrector_grid(bud.sigma_starts, bud.times, bud.num_levels, bud.steps_per_level,
-                          bud.pc_steps, bud.pc_predictors, bud.pc_correctors)
+    grid = corrector_grid(bud.sigma_starts, bud.pc_steps, bud.pc_predictors,
+                          bud.pc_correctors)
     tw = tweedie_grid(bud.sigma_starts)
     rows, res = [], {}
     for m in grid + tw:
@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# Compounding benchmark{' (--quick: NOT a result)' if a.quick else ''}\n")
     import ncmle_prob
 
-    print(f"Library: {ncmle_prob.__file__}; sampler API: {engine_api()}; options of "
+    print(f"Library: {ncmle_prob.__file__}; options of "
           f"score_corrected_ancestral: {sorted(samplers.options('score_corrected_ancestral'))}\n")
     for d in dims:
         b = Bench(d, a.quick, ckpt, log)
@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         t_test, tested = test(b, best, best_tw)
         print(t_test)
         texts = [t_models, t_tune, t_test]
-        res = {"library": ncmle_prob.__file__, "sampler_api": engine_api(),
+        res = {"library": ncmle_prob.__file__,
                "oracle": b.spec.to_json(), "train": b.train_spec.__dict__, "models": models,
                "budget": b.budget.__dict__, "tuning": tuning, **tested}
         if b.budget.speed:

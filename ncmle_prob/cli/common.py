@@ -313,14 +313,7 @@ def sampler_names() -> list[str]:
     """The sampler registry's names (imports torch: call it only when needed)."""
     from .. import samplers
 
-    names = samplers.available()
-    if "pyro_mala" not in names:
-        # Registries that still register the Pyro kernels on import of ``ncmle_prob.infer``
-        # (before lazy registration by name): import it so that every sampler is listed.
-        from .. import infer  # noqa: F401
-
-        names = samplers.available()
-    return list(names)
+    return samplers.available()
 
 
 def parse_options(method: str, pairs: list[str]) -> dict[str, Any]:
