@@ -44,7 +44,7 @@ def child(method: str, n: int, batch: int | None, quick: bool) -> None:
     import torch
 
     from ncmle_prob import samplers
-    from ncmle_prob.infer import denoise
+    from ncmle_prob.infer import remove_noise as denoise
     from ncmle_prob.models import PixelCNNPP
 
     torch.set_num_threads(1)

@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import check, fmt, table
 from _timing import interleaved
 
-from ncmle_prob.infer import denoise, psnr
+from ncmle_prob.infer import psnr
+from ncmle_prob.infer import remove_noise as denoise
 from ncmle_prob.models import PixelCNNPP
 
 

@@ -17,7 +17,8 @@ import pyro
 import torch
 
 from ncmle_prob.data.digits import load_digits
-from ncmle_prob.infer import blur_operator, deblur, denoise, inpaint, psnr
+from ncmle_prob.infer import blur_operator, deblur, inpaint, psnr
+from ncmle_prob.infer import remove_noise as denoise
 from ncmle_prob.models import MADE
 from ncmle_prob.objectives import NoiseLevelPrior, ncmle_loss
 

@@ -51,7 +51,7 @@ def plot(draws: dict[str, torch.Tensor], path: Path) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from ncmle_prob.training.checkpoint import atomic_write
+    from ncmle_prob._io import atomic_write
 
     fig = Figure(figsize=(3 * len(draws), 3.2))
     FigureCanvasAgg(fig)  # no pyplot, no global backend switch

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import gzip
 import importlib.util
 import math
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +16,7 @@ from ncmle_prob.data import (
     DatasetNotFoundError,
     find_mnist_dirs,
     load,
+    load_dataset,
     load_digits,
     load_fashion_mnist,
     load_mnist,
@@ -26,23 +25,6 @@ from ncmle_prob.data import (
     to_grid,
 )
 from ncmle_prob.distributions import NoisyGaussianMixture
-
-
-def _write_idx(path: Path, array: np.ndarray, compress: bool = False) -> None:
-    header = b"\x00\x00\x08" + bytes([array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    raw = header + array.astype(np.uint8).tobytes()
-    path.write_bytes(gzip.compress(raw) if compress else raw)
-
-
-def _fake_mnist(directory: Path, n_train: int = 6, n_test: int = 4) -> np.ndarray:
-    rng = np.random.default_rng(0)
-    train = rng.integers(0, 256, size=(n_train, 28, 28))
-    train[0, 0, 0], train[0, 0, 1] = 0, 255
-    _write_idx(directory / "train-images-idx3-ubyte.gz", train, compress=True)
-    _write_idx(directory / "train-labels-idx1-ubyte.gz", rng.integers(0, 10, n_train), True)
-    _write_idx(directory / "t10k-images-idx3-ubyte", rng.integers(0, 256, (n_test, 28, 28)))
-    _write_idx(directory / "t10k-labels-idx1-ubyte", rng.integers(0, 10, n_test))
-    return train
 
 
 def test_digits_split_scaling_and_grid() -> None:
@@ -71,10 +53,10 @@ def test_to_grid_and_errors() -> None:
         to_grid(torch.tensor([0]), 16, 256)
 
 
-def test_read_idx_round_trip_and_damage(tmp_path: Path) -> None:
+def test_read_idx_round_trip_and_damage(tmp_path: Path, write_idx) -> None:
     arr = np.arange(24).reshape(2, 3, 4)
-    _write_idx(tmp_path / "a.idx", arr)
-    _write_idx(tmp_path / "a.idx.gz", arr, compress=True)
+    write_idx(tmp_path / "a.idx", arr, compress=False)
+    write_idx(tmp_path / "a.idx.gz", arr)
     for name in ("a.idx", "a.idx.gz"):
         assert torch.equal(read_idx(tmp_path / name), torch.as_tensor(arr, dtype=torch.uint8))
     raw = (tmp_path / "a.idx").read_bytes()
@@ -86,8 +68,8 @@ def test_read_idx_round_trip_and_damage(tmp_path: Path) -> None:
         read_idx(tmp_path / "bad.idx")
 
 
-def test_mnist_from_a_directory(tmp_path: Path) -> None:
-    train = _fake_mnist(tmp_path)
+def test_mnist_from_a_directory(tmp_path: Path, fake_mnist) -> None:
+    train = fake_mnist(tmp_path)
     d = load_mnist(tmp_path)
     assert d.train.shape == (6, 1, 28, 28) and d.test.shape == (4, 1, 28, 28)
     assert d.bins == 256 and d.source == str(tmp_path)
@@ -103,12 +85,16 @@ def test_missing_data_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr("ncmle_prob.data.mnist.FASHION_MNIST_DIR", tmp_path / "absent")
     with pytest.raises(DatasetNotFoundError, match=r"nope, .*absent\. .*apt install"):
         load_fashion_mnist()
-    with pytest.raises(ValueError, match="unknown dataset 'cifar10'"):
-        load("cifar10")
+    with pytest.raises(ValueError, match="unknown data spec 'cifar10'"):
+        load_dataset("cifar10")
+    with pytest.warns(DeprecationWarning, match="load_dataset"), pytest.raises(
+            ValueError, match="unknown dataset 'cifar10'"):
+        load("cifar10")  # the deprecated front door still works (and warns once)
 
 
-def test_mnist_discovery_via_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _fake_mnist(tmp_path)
+def test_mnist_discovery_via_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         fake_mnist) -> None:
+    fake_mnist(tmp_path)
     monkeypatch.setenv("NCMLE_MNIST_DIR", str(tmp_path))
     assert find_mnist_dirs()[0] == tmp_path
     assert load_mnist().source == str(tmp_path)
@@ -182,3 +168,24 @@ def test_checkerboard_samples_and_score() -> None:
         Checkerboard(n=3)
     with pytest.raises(ValueError, match="unknown toy"):
         load_toy("moons")
+
+
+def test_the_catalogue_is_the_one_list_and_imports_no_torch() -> None:
+    import subprocess
+    import sys
+
+    from ncmle_prob.cli import common, images
+    from ncmle_prob.data import DATA_SPECS, DATASETS, catalogue
+
+    names = catalogue.names()
+    assert (*names, "folder:PATH", "npy:PATH") == DATA_SPECS
+    assert set(DATASETS) <= set(names) and set(images.IMAGE_SPECS) <= set(names)
+    assert set(common.DATASETS) == set(DATASETS)
+    for record in catalogue.CATALOGUE:
+        for alias in (record.name, *record.aliases):
+            assert catalogue.lookup(alias) is record
+    code = ("import sys, ncmle_prob.data.catalogue, ncmle_prob.cli.common; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"

@@ -5,7 +5,6 @@ truncated files)."""
 from __future__ import annotations
 
 import gzip
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -25,21 +24,6 @@ from ncmle_prob.data import (
     split_indices,
     to_grid,
 )
-
-
-def _write_idx(path: Path, array: np.ndarray) -> None:
-    header = b"\x00\x00\x08" + bytes([array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes()))
-
-
-def _fake_mnist(directory: Path) -> np.ndarray:
-    rng = np.random.default_rng(0)
-    train = rng.integers(0, 256, size=(12, 28, 28))
-    _write_idx(directory / "train-images-idx3-ubyte.gz", train)
-    _write_idx(directory / "train-labels-idx1-ubyte.gz", rng.integers(0, 10, 12))
-    _write_idx(directory / "t10k-images-idx3-ubyte.gz", rng.integers(0, 256, (3, 28, 28)))
-    _write_idx(directory / "t10k-labels-idx1-ubyte.gz", rng.integers(0, 10, 3))
-    return train
 
 
 def _images(folder: Path, n: int, size: tuple[int, int] = (6, 5), mode: str = "L",
@@ -180,8 +164,8 @@ def test_npy_errors_name_the_file(tmp_path: Path) -> None:
         load_dataset(f"npy:{tmp_path / 'shape.npy'}")
 
 
-def test_mnist14_is_2x2_average_requantised(tmp_path: Path) -> None:
-    train = _fake_mnist(tmp_path)
+def test_mnist14_is_2x2_average_requantised(tmp_path: Path, fake_mnist) -> None:
+    train = fake_mnist(tmp_path, n_train=12, n_test=3, compress_test=True, extremes=False)
     small = load_dataset("mnist14", data_dir=tmp_path)
     assert small.name == "mnist14" and small.event_shape == (1, 14, 14) and small.bins == 256
     assert len(small) == 12 and len(load_dataset("mnist14", data_dir=tmp_path, split="test")) == 3

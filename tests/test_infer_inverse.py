@@ -11,7 +11,8 @@ import torch
 from pyro.ops.stats import effective_sample_size
 
 from ncmle_prob.distributions import NoisyGaussian
-from ncmle_prob.infer.inverse import blur_operator, deblur, denoise, inpaint, psnr
+from ncmle_prob.infer.inverse import blur_operator, deblur, inpaint, psnr
+from ncmle_prob.infer.inverse import remove_noise as denoise
 from ncmle_prob.models import MADE
 from ncmle_prob.objectives import NoiseLevelPrior, ncmle_loss
 

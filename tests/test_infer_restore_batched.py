@@ -11,7 +11,8 @@ from pyro.ops.stats import effective_sample_size
 
 from ncmle_prob.distributions import NoisyGaussian
 from ncmle_prob.infer.batched_mala import batched_mala
-from ncmle_prob.infer.inverse import blur_operator, deblur, denoise, inpaint, psnr, restore
+from ncmle_prob.infer.inverse import blur_operator, deblur, inpaint, psnr, restore
+from ncmle_prob.infer.inverse import remove_noise as denoise
 from ncmle_prob.models import PixelCNNPP
 
 DT = torch.float64

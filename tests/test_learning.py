@@ -132,12 +132,6 @@ def fitted() -> Fitted:
     return Fitted(oracle, untrained, mle, ncmle)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    with single_thread():
-        yield
-
-
 def test_same_initialisation(fitted: Fitted) -> None:
     # The comparison is only fair if all three start from the same weights: retraining from
     # make_model reproduces the untrained model bit for bit.

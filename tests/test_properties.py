@@ -17,12 +17,12 @@ from hypothesis import strategies as st
 from registry import EXAMPLES, Example, made_model
 
 from ncmle_prob.distributions import NoisyGaussian
-from ncmle_prob.testing import CHECKS, GOF_ALPHA, checks_for, gof_pvalues
+from ncmle_prob.testing import CHECKS, GOF_ALPHA, checks_for, checks_of_kind, gof_pvalues
 from ncmle_prob.testing.numerics import grid_gof, grid_points
 
-#: The property checks (the contract checks run in tests/test_contracts.py).
-PROPERTIES = ["shapes", "per_example_sigma", "expand", "at", "score", "finite_differences",
-              "denoise", "normalisation", "goodness_of_fit", "float64", "validation"]
+#: The property checks, read from the suite's registry (the contract checks run in
+#: tests/test_contracts.py).
+PROPERTIES = checks_of_kind("property")
 CASES = [(ex, name) for ex in EXAMPLES for name in checks_for(ex, PROPERTIES)]
 
 
@@ -34,6 +34,14 @@ def test_property(ex: Example, name: str, device) -> None:
 def test_every_property_runs_somewhere() -> None:
     """No property check is silently skipped by every registry entry."""
     assert {name for _, name in CASES} == set(PROPERTIES)
+
+
+def test_properties_and_contracts_are_every_check() -> None:
+    """Every check of the suite's registry is run by this file or tests/test_contracts.py: a
+    new check cannot silently run on nothing."""
+    contracts = checks_of_kind("contract")
+    assert set(PROPERTIES).isdisjoint(contracts)
+    assert [*PROPERTIES, *contracts] == list(CHECKS)
 
 
 _dims = st.lists(st.integers(1, 3), min_size=0, max_size=2).map(tuple)

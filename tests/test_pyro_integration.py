@@ -8,7 +8,6 @@ Validation is never switched globally; each test starts from a clear param store
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pyro
 import pyro.distributions as pdist
@@ -26,20 +25,7 @@ from ncmle_prob.divergences import energy_test
 from ncmle_prob.models import MADE
 from ncmle_prob.objectives import NoiseLevelPrior, ncmle_loss
 
-
-@pytest.fixture(autouse=True)
-def _fresh_pyro() -> Iterator[None]:
-    """Clear param store, fixed seeds, one intra-op thread (tiny models; on a shared machine
-    two spinning threads make them ~30x slower). Restores the thread setting."""
-    pyro.clear_param_store()
-    pyro.set_rng_seed(0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-        pyro.clear_param_store()
+pytestmark = pytest.mark.usefixtures("fresh_pyro")
 
 
 def mixture(device: torch.device) -> NoisyGaussianMixture:

@@ -32,14 +32,6 @@ from ncmle_prob.training.early_stopping import early_stopping_state
 PATIENCE, EVAL_EVERY, STEPS = 4, 10, 600
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Any:
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _data() -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
     return torch.randn(16, 2, generator=g), torch.randn(256, 2, generator=g)

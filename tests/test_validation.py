@@ -244,9 +244,10 @@ def test_bad_input_raises_a_clear_error(call: Callable[[], object], error: type[
 
 
 def test_cheap_checks_hold_without_validate_args() -> None:
-    """σ, shape, dtype and device checks do not depend on ``validate_args`` (a wrong shape
-    would otherwise broadcast silently); NaN data are the caller's business only when they
-    switch validation off explicitly."""
+    """Checks that cost no device work (a Python-number σ, shapes, dtypes, devices) do not
+    depend on ``validate_args`` (a wrong shape would otherwise broadcast silently); scans (a
+    tensor σ, NaN data) are the caller's business when they switch validation off, as in
+    torch."""
     d = _made()(validate_args=False)
     with pytest.raises(ValueError, match="sigma must be >= 0"):
         d.log_prob(torch.zeros(3, 2), -1.0)

@@ -16,26 +16,33 @@ import os
 import sys
 from collections.abc import Sequence
 
+from .._registry import NamedRegistry
 from .common import CLIError, Parser
 
-__all__ = ["build_parser", "main"]
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+#: The ``ncmle`` commands, by name (kind ``"command"`` of :mod:`ncmle_prob._registry`): each is
+#: a module's ``add_parser(subparsers)``, imported when the parser is built, in this order.
+COMMANDS = NamedRegistry("command")
+for _name in ("train", "evaluate", "sample", "restore", "demo", "pretrained"):
+    COMMANDS.register_lazy(_name, f"ncmle_prob.cli.{_name}:add_parser")
+del _name
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``ncmle`` argument parser."""
     from .. import __version__
-    from . import demo, evaluate, pretrained, restore, sample, train
 
     parser = Parser(
         prog="ncmle",
-        description="Noise-conditional autoregressive models: train, evaluate, sample, restore, "
-        "demo; pretrained models (ncmle pretrained) work wherever a checkpoint does, as "
-        "pretrained:NAME.",
+        description="Noise-conditional autoregressive models: "
+        + ", ".join(COMMANDS.names(sort=False)) + "; pretrained models (ncmle pretrained) work "
+        "wherever a checkpoint does, as pretrained:NAME.",
     )
     parser.add_argument("--version", action="version", version=f"ncmle_prob {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for module in (train, evaluate, sample, restore, demo, pretrained):
-        module.add_parser(sub)
+    for name in COMMANDS.names(sort=False):
+        COMMANDS.get(name)(sub)
     return parser
 
 

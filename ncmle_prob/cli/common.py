@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from ..data import catalogue as _catalogue
+
 if TYPE_CHECKING:
     import torch
     from torch import Tensor
@@ -336,14 +338,7 @@ def sampler_names() -> list[str]:
     """The sampler registry's names (imports torch: call it only when needed)."""
     from .. import samplers
 
-    names = samplers.available()
-    if "pyro_mala" not in names:
-        # Registries that still register the Pyro kernels on import of ``ncmle_prob.infer``
-        # (before lazy registration by name): import it so that every sampler is listed.
-        from .. import infer  # noqa: F401
-
-        names = samplers.available()
-    return list(names)
+    return samplers.available()
 
 
 def parse_options(method: str, pairs: list[str]) -> dict[str, Any]:
@@ -379,12 +374,17 @@ class RunData:
     image_shape: tuple[int, ...] | None
 
 
-IDX_DATASETS = ("mnist", "fashion_mnist")
+#: The data sets ``--data NAME`` of the vector commands serves (the catalogue's data sets with a
+#: loader of their own), read from the torch-free catalogue (:mod:`ncmle_prob.data.catalogue`).
+DATASETS = _catalogue.names(derived=False)
+#: Those read from IDX files in ``--data-dir``.
+IDX_DATASETS = tuple(n for n in DATASETS if _catalogue.lookup(n).reads_files)
 
 
-#: the names of :data:`ncmle_prob.data.DATASETS`, kept here so that checking ``--data`` does
-#: not import torch (tests/test_cli_args.py checks that the two agree)
-DATASETS = ("digits", "mnist", "fashion_mnist", "gaussian_mixture", "rings", "checkerboard")
+def _idx_names() -> str:
+    """``"mnist, mnist14 and fashion_mnist"``: the catalogue's data sets read from files."""
+    idx = [r.name for r in _catalogue.CATALOGUE if r.reads_files]
+    return ", ".join(idx[:-1]) + " and " + idx[-1]
 
 
 def check_data_args(name: str, directory: str | None) -> None:
@@ -408,11 +408,12 @@ def check_data_args(name: str, directory: str | None) -> None:
 
 def load_run_data(name: str, directory: str | None = None, bins: int | None = None) -> RunData:
     """Loads a data set by name for the command line (MADE works on flattened vectors)."""
-    from ..data import DatasetNotFoundError, ImageData, load
+    from ..data import DatasetNotFoundError, ImageData
+    from ..data.spec import load_record
 
     check_data_args(name, directory)
     try:
-        data = load(name, directory=directory, bins=bins)
+        data = load_record(_catalogue.lookup(name), directory=directory, bins=bins)
     except DatasetNotFoundError as e:
         # the loaders' hint names the Python argument; on the command line it is a flag
         raise CLIError(str(e).replace("Pass directory=...", "Pass --data-dir DIR")) from e

@@ -166,8 +166,8 @@ def run(args: argparse.Namespace) -> int:
         if (out / name).exists() and not (out / name).is_dir():
             raise CLIError(f"--out {out}: {out / name} is a file; the demo keeps its "
                            "checkpoints in a folder of that name")
+    from .._io import atomic_write
     from ..training import evaluate_bits_per_dim
-    from ..training.checkpoint import atomic_write
     from .plots import image_grid, robustness_plot
     from .sample import draw
 

@@ -9,10 +9,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..data import catalogue as _catalogue
 from .common import (
     DATASETS,
     CLIError,
     HelpFormatter,
+    _idx_names,
     add_run_args,
     check_data_args,
     check_figure_file,
@@ -77,10 +79,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--labels", default=None,
                    help="comma-separated curve labels (default: each checkpoint's folder name)")
     p.add_argument("--data", default=None, metavar="SPEC",
-                   help="data set or spec (" + ", ".join(DATASETS) + ", mnist14, folder:PATH, "
-                        "npy:PATH; default: the checkpoints'; must fit them)")
+                   help="data set or spec (" + ", ".join(_catalogue.spec_names())
+                        + "; default: the checkpoints'; must fit them)")
     p.add_argument("--data-dir", default=None, metavar="DIR",
-                   help="folder of the IDX files (mnist, mnist14 and fashion_mnist only)")
+                   help="folder of the IDX files (" + _idx_names() + " only)")
     add_image_data_args(p.add_argument_group("folder images"))
     p.add_argument("--sigmas", default="0,0.02,0.05,0.1,0.2,0.3,0.5", help="σ list")
     p.add_argument("--test-size", type=positive_int, default=None, metavar="N",
@@ -371,7 +373,7 @@ def run(args: argparse.Namespace) -> int:
 
         say(f"robustness plot: {robustness_plot(results, args.plot)}")
     if args.json:
-        from ..training import atomic_write
+        from .._io import atomic_write
 
         record = {"checkpoints": dict(zip(labels, sources)), **facts,
                   "sigmas": sigmas, "bits_per_dim": {k: {repr(s): v for s, v in r.items()}
@@ -380,7 +382,7 @@ def run(args: argparse.Namespace) -> int:
         text = json.dumps(record, indent=1, default=float)
         say(f"json: {atomic_write(args.json, lambda f: f.write(text.encode()))}")
     if args.table:
-        from ..training import atomic_write
+        from .._io import atomic_write
 
         text = markdown_tables(results, scores, facts) + "\n"
         say(f"table: {atomic_write(args.table, lambda f: f.write(text.encode()))}")

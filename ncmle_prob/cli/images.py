@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .common import DATASETS, CLIError, positive_int
+from ..data import catalogue as _catalogue
+from .common import CLIError, positive_int
 
 if TYPE_CHECKING:
     from torch.utils.data import Dataset
@@ -33,12 +34,11 @@ __all__ = [
     "spec_from_meta",
 ]
 
-#: named image data sets (``folder:PATH`` and ``npy:PATH`` name files)
-IMAGE_SPECS = ("digits", "mnist", "mnist14", "fashion_mnist")
-_ALIASES = {"fashion-mnist": "fashion_mnist", "fmnist": "fashion_mnist"}
-_IDX = ("mnist", "mnist14", "fashion_mnist")
-_NATIVE_BINS = {"digits": 17, "mnist": 256, "mnist14": 256, "fashion_mnist": 256, "folder": 256}
-_TOYS = tuple(d for d in DATASETS if d not in IMAGE_SPECS)
+#: named image data sets (``folder:PATH`` and ``npy:PATH`` name files), from the catalogue
+IMAGE_SPECS = _catalogue.names(kind="image")
+_IDX = tuple(n for n in IMAGE_SPECS if _catalogue.lookup(n).reads_files)
+_NATIVE_BINS = {**{r.name: r.bins for r in _catalogue.CATALOGUE}, "folder": 256}
+_TOYS = _catalogue.names(kind="toy")
 
 
 def add_image_data_args(p: argparse.ArgumentParser | Any) -> None:
@@ -67,12 +67,15 @@ def check_data_spec(spec: str, data_dir: str | None, *, flag: str = "--data") ->
     """
     kind, sep, rest = spec.partition(":")
     if sep:
-        if kind not in ("folder", "npy"):
+        if kind not in _catalogue.PREFIXES:
             raise CLIError(f"{flag}: unknown dataset {spec!r}; a prefix must be folder: or npy:")
         if not rest:
             raise CLIError(f"{flag} {spec}: give a path after {kind}:")
     else:
-        kind = _ALIASES.get(spec, spec)
+        try:
+            kind = _catalogue.lookup(spec).name
+        except ValueError:
+            kind = spec
         if kind in _TOYS:
             raise CLIError(f"{flag} {spec}: an image model needs image data, not a 2-D toy; "
                            f"choose from {', '.join(IMAGE_SPECS)}, folder:PATH, npy:PATH")

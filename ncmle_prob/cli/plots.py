@@ -38,7 +38,7 @@ def _figure(width: float, height: float) -> Any:
 
 
 def _save(fig: Any, path: str | Path) -> Path:
-    from ..training.checkpoint import atomic_write
+    from .._io import atomic_write
     from .common import FIGURE_FORMATS
 
     suffix = Path(path).suffix.lower()

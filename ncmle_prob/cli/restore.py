@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import math
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .common import (
@@ -74,8 +73,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
                    help="deblur: side of the K x K box blur (odd)")
     p.add_argument("--prior-sigma", type=nonnegative_float, default=0.1,
                    help="noise level the prior is bound to (a density also for grid data)")
-    p.add_argument("--kernel", default="mala", choices=("mala", "annealed_langevin", "nuts"),
-                   help="MCMC kernel of the posterior sampling")
+    p.add_argument("--kernel", default="batched_mala", metavar="NAME",
+                   help="posterior sampler, a restore kernel of ncmle_prob.infer: batched_mala "
+                        "(all images' MALA chains in one batch), or one Pyro MCMC per image: "
+                        "mcmc_mala, mcmc_annealed_langevin, mcmc_nuts (the names of before 0.2, "
+                        "mala, annealed_langevin and nuts, still work, deprecated)")
     p.add_argument("--num-samples", type=positive_int, default=200,
                    help="posterior draws per image")
     p.add_argument("--warmup", type=nonnegative_int, default=300, help="warm-up steps per image")
@@ -113,40 +115,6 @@ def parse_digits_spec(spec: str, size: int, *, prefix: str = "digits:",
             f"images (0 to {size - 1})"
         )
     return idx
-
-
-def _image_values(x: Tensor) -> int:
-    """Values per image of an ``(N, D)``, ``(N, C, H, W)`` or single ``(H, W)`` tensor."""
-    if x.dim() == 2:
-        return int(x.shape[1])
-    if x.dim() == 4:
-        return int(math.prod(x.shape[1:]))
-    return -1
-
-
-def _read_picture(path: Path, image_shape: tuple[int, ...]) -> Tensor:
-    """One PNG/JPEG as ``(1, C*H*W)`` in [-1, 1], refused unless it has the model's size and
-    channels (a colour picture for a grey model is an error, not averaged silently)."""
-    import numpy as np
-    import torch
-    from PIL import Image, UnidentifiedImageError
-
-    c, h, w = image_shape
-    try:
-        with Image.open(path) as im:
-            grey = im.mode in ("1", "L", "LA", "I", "I;16", "F")
-            if c == 1 and not grey:
-                raise CLIError(f"--input {path}: a colour image ({im.mode}), but the checkpoint "
-                               "models grey images (1 channel)")
-            if (im.height, im.width) != (h, w):
-                raise CLIError(f"--input {path}: the image is {im.height}x{im.width}, but the "
-                               f"checkpoint models {h}x{w} images")
-            arr = np.asarray(im.convert("L" if c == 1 else "RGB"), dtype=np.float32)
-    except (OSError, UnidentifiedImageError, SyntaxError) as e:
-        raise CLIError(f"--input {path}: not a readable image ({type(e).__name__})") from e
-    t = torch.from_numpy(arr.copy()) / 255 * 2 - 1
-    t = t[None] if t.dim() == 2 else t.permute(2, 0, 1)
-    return t.reshape(1, -1)
 
 
 def _test_images(spec: str, meta: dict[str, Any], features: int) -> Tensor:
@@ -188,7 +156,6 @@ def load_images(spec: str, features: int, *, image_shape: tuple[int, ...] | None
             have ``features`` values each (the model's event size), or a picture of another
             size or colour than ``image_shape``.
     """
-    import torch
 
     if spec.startswith(TEST_PREFIX):
         return _test_images(spec, meta or {}, features)
@@ -203,37 +170,12 @@ def load_images(spec: str, features: int, *, image_shape: tuple[int, ...] | None
                 f"models {features} values"
             )
         return test[idx]
-    path = Path(spec)
-    if not path.is_file():
-        raise CLIError(f"--input {spec}: no such file")
-    if path.suffix == ".pt":
-        try:
-            x = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:
-            raise CLIError(f"--input {spec}: not a readable tensor file") from e
-    elif path.suffix == ".npy":
-        import numpy as np
+    from ..data import DataFileError, read_images
 
-        try:
-            x = torch.as_tensor(np.load(path, allow_pickle=False))
-        except ValueError as e:
-            raise CLIError(f"--input {spec}: not a readable .npy array") from e
-    elif path.suffix.lower() in (".png", ".jpg", ".jpeg"):
-        x = _read_picture(path, image_shape or (1, math.isqrt(features), math.isqrt(features)))
-    else:
-        raise CLIError(f"--input {spec}: expected .pt, .npy, .png, .jpg, test:I,J or digits:I,J")
-    if not isinstance(x, torch.Tensor):
-        raise CLIError(f"--input {spec} does not hold a tensor")
-    per_image = _image_values(x)
-    if per_image != features:
-        raise CLIError(
-            f"--input {spec} has shape {tuple(x.shape)}; the checkpoint models images of "
-            f"{features} values: expected (N, {features}) or (N, C, H, W) with C*H*W = {features}"
-        )
-    x = x.float().reshape(-1, features)
-    if not torch.isfinite(x).all():
-        raise CLIError(f"--input {spec} contains NaN or inf")
-    return x
+    try:
+        return read_images(spec, features, image_shape)  # type: ignore[arg-type]
+    except (FileNotFoundError, DataFileError) as e:
+        raise CLIError(f"--input {e}") from e
 
 
 def make_mask(spec: str, shape: tuple[int, int], generator: torch.Generator) -> Tensor:
@@ -318,7 +260,8 @@ def run(args: argparse.Namespace) -> int:
     import pyro
     import torch
 
-    from ..infer.inverse import deblur, denoise, inpaint, psnr
+    from ..infer.inverse import deblur, inpaint, psnr
+    from ..infer.inverse import remove_noise as denoise
     from ..training import load_checkpoint, load_model, resolve_device
     from .plots import image_grid
 
@@ -340,7 +283,10 @@ def run(args: argparse.Namespace) -> int:
     opts: dict[str, Any] = {"kernel": args.kernel, "num_samples": args.num_samples,
                             "warmup_steps": args.warmup, "batch_size": args.batch_size,
                             "progress": show_progress(args.quiet)}
-    if args.kernel == "mala":
+    from .._deprecated import restore_kernel
+    from ..infer import RESTORE_KERNELS
+
+    if RESTORE_KERNELS.get(restore_kernel(args.kernel)).batched:
         opts["seed"] = args.seed
     mask = None
     if args.task == "inpaint":

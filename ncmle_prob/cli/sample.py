@@ -100,7 +100,7 @@ def save_npz(path: str | Path, x: Tensor, *, bins: int | None, sigma: float, met
 
     import numpy as np
 
-    from ..training import atomic_write
+    from .._io import atomic_write
 
     arrays: dict[str, Any] = {"samples": x.detach().float().cpu().numpy(),
                               "sigma": np.float64(sigma), "method": np.str_(method),

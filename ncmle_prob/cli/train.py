@@ -6,11 +6,12 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..data import catalogue as _catalogue
 from .common import (
-    DATASETS,
     CLIError,
     HelpFormatter,
     RunData,
+    _idx_names,
     check_data_args,
     check_output_dir,
     decay,
@@ -88,10 +89,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--model", choices=("made", "pixelcnnpp"), default="made",
                    help="network: MADE (vectors) or PixelCNN++ (images)")
     p.add_argument("--data", default="digits", metavar="SPEC",
-                   help="data set: " + ", ".join(DATASETS) + ", mnist14, folder:PATH (PNG/JPEG "
+                   help="data set: " + ", ".join(_catalogue.names()) + ", folder:PATH (PNG/JPEG "
                         "images) or npy:PATH (.npy/.npz array)")
     p.add_argument("--data-dir", default=None, metavar="DIR",
-                   help="folder of the IDX files (mnist, mnist14 and fashion_mnist only)")
+                   help="folder of the IDX files (" + _idx_names() + " only)")
     p.add_argument("--bins", type=positive_int, default=None,
                    help="grid levels of data and model (default: the data's own; fewer "
                         "re-quantise, more than the data have is an error)")

@@ -1,7 +1,9 @@
 """Offline data sets and streaming loaders (nothing is downloaded; see DESIGN.md §5).
 
-* :func:`load_dataset`: one parser for every data spec (``digits``, ``mnist``, ``mnist14``,
-  ``fashion_mnist``, the toys, ``folder:PATH``, ``npy:PATH``), returning a
+* :mod:`.catalogue`: one record per named data set (name, aliases, kind, native shape, bins,
+  files), torch-free; every list of data set names reads it;
+* :func:`load_dataset`: the one front door, one parser for every data spec (``digits``,
+  ``mnist``, ``mnist14``, ``fashion_mnist``, the toys, ``folder:PATH``, ``npy:PATH``), returning a
   :class:`GridDataset` that :func:`~ncmle_prob.training.fit` streams from;
 * :class:`ImageFolder`: PNG/JPEG images decoded per item; :class:`ArrayDataset`: ``.npy``
   (memory-mapped) or ``.npz`` arrays;
@@ -9,96 +11,55 @@
 * :func:`load_mnist`, :func:`load_fashion_mnist`: IDX files from a folder (auto-discovered);
 * :func:`load_toy`: 2-D toys with exact noisy densities.
 
-Images are scaled to a grid of ``bins`` levels on [-1, 1] (DESIGN.md §1); :func:`load` picks an
-in-memory data set by name.
+* :func:`read_images`: images of a file (``.pt``, ``.npy``, PNG/JPEG) as a tensor, for
+  restoration inputs.
+
+Images are scaled to a grid of ``bins`` levels on [-1, 1] (DESIGN.md §1). The names below are
+imported on first use, so ``import ncmle_prob.data.catalogue`` (the command line's check of
+``--data``) imports no torch.
 """
 
 from __future__ import annotations
 
-import os
+import importlib
+from typing import Any
 
-from .arrays import ArrayDataset
-from .base import (
-    DataFileError,
-    DatasetNotFoundError,
-    GridDataset,
-    ImageData,
-    TensorGridDataset,
-    to_grid,
-)
-from .digits import load_digits
-from .folder import ImageFolder
-from .idx import read_idx
-from .mnist import (
-    FASHION_MNIST_DIR,
-    downsample_levels,
-    find_mnist_dirs,
-    load_fashion_mnist,
-    load_mnist,
-)
-from .spec import DATA_SPECS, load_dataset, parse_spec
-from .splits import split_indices
-from .toy2d import TOYS, Checkerboard, ToyData, checkerboard, gaussian_mixture, load_toy, rings
+from .catalogue import CATALOGUE, DataRecord, lookup  # noqa: F401 (public names)
 
-__all__ = [
-    "DATASETS",
-    "DATA_SPECS",
-    "FASHION_MNIST_DIR",
-    "TOYS",
-    "ArrayDataset",
-    "Checkerboard",
-    "DataFileError",
-    "DatasetNotFoundError",
-    "GridDataset",
-    "ImageData",
-    "ImageFolder",
-    "TensorGridDataset",
-    "ToyData",
-    "checkerboard",
-    "downsample_levels",
-    "find_mnist_dirs",
-    "gaussian_mixture",
-    "load",
-    "load_dataset",
-    "load_digits",
-    "load_fashion_mnist",
-    "load_mnist",
-    "load_toy",
-    "parse_spec",
-    "read_idx",
-    "rings",
-    "split_indices",
-    "to_grid",
-]
+#: where each public name lives (imported on first attribute access)
+_LAZY = {
+    "ArrayDataset": "arrays",
+    "DataFileError": "base", "DatasetNotFoundError": "base", "GridDataset": "base",
+    "ImageData": "base", "TensorGridDataset": "base", "to_grid": "base",
+    "load_digits": "digits",
+    "ImageFolder": "folder",
+    "read_idx": "idx",
+    "FASHION_MNIST_DIR": "mnist", "downsample_levels": "mnist", "find_mnist_dirs": "mnist",
+    "load_fashion_mnist": "mnist", "load_mnist": "mnist",
+    "DATA_SPECS": "spec", "load_dataset": "spec", "parse_spec": "spec",
+    "read_images": "read",
+    "split_indices": "splits",
+    "TOYS": "toy2d", "Checkerboard": "toy2d", "ToyData": "toy2d", "checkerboard": "toy2d",
+    "gaussian_mixture": "toy2d", "load_toy": "toy2d", "rings": "toy2d",
+}
 
-DATASETS = ("digits", "mnist", "fashion_mnist", *TOYS)
+__all__ = sorted(["CATALOGUE", "DATASETS", "DataRecord", "load", "lookup", *_LAZY])
+
+#: The data sets with a loader of their own (those not derived from another one).
+DATASETS = tuple(r.name for r in CATALOGUE if r.derived_from is None)
 
 
-def load(
-    name: str,
-    *,
-    directory: str | os.PathLike[str] | None = None,
-    bins: int | None = None,
-    seed: int = 0,
-) -> ImageData | ToyData:
-    """Loads a data set by name: one of :data:`DATASETS`.
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    if name == "load":
+        from .._deprecated import data_load
 
-    Args:
-        name: ``"digits"``, ``"mnist"``, ``"fashion_mnist"`` or a toy name.
-        directory: folder of the IDX files (MNIST, Fashion-MNIST).
-        bins: grid levels for image data (default: the data set's own).
-        seed: sampling seed of the toys.
+        return data_load
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-    Example:
-        >>> load("digits").bins
-        17
-    """
-    if name == "digits":
-        return load_digits(bins or 17)
-    if name == "mnist":
-        return load_mnist(directory, bins or 256)
-    if name == "fashion_mnist":
-        return load_fashion_mnist(directory, bins or 256)
-    if name in TOYS:
-        return load_toy(name, seed=seed)
-    raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
+
+def __dir__() -> list[str]:
+    return __all__

@@ -7,23 +7,24 @@ on directly (its ``bins`` is used for bits/dim).
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from .arrays import ArrayDataset
 from .base import GridDataset, ImageData, TensorGridDataset
+from .catalogue import PREFIXES, DataRecord, lookup, spec_names
 from .folder import ImageFolder, Resize
 from .splits import SPLITS
 
-__all__ = ["DATA_SPECS", "load_dataset", "parse_spec"]
+__all__ = ["DATA_SPECS", "load_dataset", "load_record", "parse_spec"]
 
-#: The named data sets; ``folder:PATH`` and ``npy:PATH`` name files.
-DATA_SPECS = ("digits", "mnist", "mnist14", "fashion_mnist", "gaussian_mixture", "rings",
-              "checkerboard", "folder:PATH", "npy:PATH")
-_ALIASES = {"fashion-mnist": "fashion_mnist", "fmnist": "fashion_mnist"}
+#: The named data sets of the catalogue; ``folder:PATH`` and ``npy:PATH`` name files.
+DATA_SPECS = spec_names()
 
 
 def parse_spec(spec: str) -> tuple[str, Path | None]:
@@ -37,7 +38,7 @@ def parse_spec(spec: str) -> tuple[str, Path | None]:
         raise ValueError(f"data spec must be a non-empty string, got {spec!r}")
     kind, sep, rest = spec.partition(":")
     if sep:
-        if kind not in ("folder", "npy"):
+        if kind not in PREFIXES:
             raise ValueError(
                 f"unknown data spec {spec!r}: a prefix must be 'folder:' or 'npy:'; choose from "
                 f"{', '.join(DATA_SPECS)}"
@@ -45,10 +46,26 @@ def parse_spec(spec: str) -> tuple[str, Path | None]:
         if not rest:
             raise ValueError(f"data spec {spec!r} needs a path after {kind}:")
         return kind, Path(rest).expanduser()
-    name = _ALIASES.get(spec, spec)
-    if name not in DATA_SPECS:
-        raise ValueError(f"unknown data spec {spec!r}; choose from {', '.join(DATA_SPECS)}")
-    return name, None
+    try:
+        return lookup(spec).name, None
+    except ValueError:
+        raise ValueError(
+            f"unknown data spec {spec!r}; choose from {', '.join(DATA_SPECS)}"
+        ) from None
+
+
+def load_record(
+    record: DataRecord, *, directory: str | os.PathLike[str] | None = None,
+    bins: int | None = None,
+) -> Any:
+    """The in-memory data of a catalogue record (an ``ImageData`` for images, a ``ToyData`` for
+    the toys), by the loader the record names."""
+    module, attr = record.loader.split(":")
+    loader = getattr(importlib.import_module(module), attr)
+    if record.kind == "toy":
+        return loader(record.name)
+    return loader(directory, bins or record.bins, **record.options) if record.reads_files \
+        else loader(bins or record.bins, **record.options)
 
 
 def _from_image_data(data: ImageData, split: str, flatten: bool) -> TensorGridDataset:
@@ -133,13 +150,11 @@ def load_dataset(
     if kind == "npy":
         _no_option(spec, size=size, channels=channels)
         return ArrayDataset(path, split=split, bins=bins, flatten=flatten)  # type: ignore[arg-type]
-    from . import load
-
-    native = {"digits": (8, 8), "mnist": (28, 28), "mnist14": (14, 14),
-              "fashion_mnist": (28, 28)}.get(kind)
-    if native is None:  # a 2-D toy
+    record = lookup(kind)
+    native = record.native_shape
+    if record.kind == "toy":
         _no_option(spec, size=size, channels=channels, bins=bins)
-        toy = load(kind)
+        toy = load_record(record)
         x = {"train": toy.train, "test": toy.test}.get(split)
         x = torch.cat([toy.train, toy.test]) if x is None else x
         return TensorGridDataset(x, name=kind, bins=None, split=split,
@@ -153,13 +168,8 @@ def load_dataset(
             )
     if channels not in (None, 1):
         raise ValueError(f"{kind} is greyscale (1 channel), got channels={channels!r}")
-    if kind == "mnist14":
-        from .mnist import load_mnist
-
-        data = load_mnist(data_dir, bins or 256, size=14)
-    else:
-        data = load(kind, directory=data_dir, bins=bins)  # type: ignore[assignment]
-    return _from_image_data(data, split, flatten)  # type: ignore[arg-type]
+    data: ImageData = load_record(record, directory=data_dir, bins=bins)
+    return _from_image_data(data, split, flatten)
 
 
 def _no_option(spec: str, **options: object) -> None:

@@ -7,10 +7,13 @@ is *bound* to one σ (a scalar or a tensor that contributes to ``batch_shape``) 
 like any Pyro distribution, and every method also takes an explicit ``sigma`` that overrides the
 bound one for that call.
 
-**The σ contract.** σ is validated once, where it enters: at construction, at :meth:`at` and at
-a per-call ``sigma=``. A per-call ``sigma`` means exactly ``self.at(sigma)`` (same shapes, same
-numbers); internal paths pass the already validated tensor on without checking it again, so a
-call costs at most one device synchronisation for σ.
+**The σ contract.** σ is validated once, where it enters: at construction, at :meth:`at`, at
+:meth:`at_levels` (a whole ladder in one check) and at a per-call ``sigma=``. A per-call
+``sigma`` means exactly ``self.at(sigma)`` (same shapes, same numbers); internal paths pass the
+already validated tensor on without checking it again, so a call costs at most one device
+synchronisation for σ. As in torch, ``validate_args=False`` turns the scans off: a tensor σ is
+not scanned (no synchronisation at all); Python numbers, types, shapes and devices, which cost
+no device work, are still checked.
 
 References:
     Autoregressive Generative Modeling with Noise Conditional Maximum Likelihood Estimation
@@ -92,7 +95,8 @@ class NoiseConditionalDistribution(TorchDistribution):
         validate_args: bool | None = None,
     ) -> None:
         device = torch.device(device)
-        sigma = as_sigma(sigma, dtype=dtype, device=device)
+        check = TorchDistribution._validate_args if validate_args is None else validate_args
+        sigma = as_sigma(sigma, dtype=dtype, device=device, validate=bool(check))
         param_batch_shape = torch.Size(param_batch_shape)
         batch_shape = self._broadcast_batch(param_batch_shape, sigma.shape)
         self.sigma = sigma.expand(batch_shape)
@@ -156,12 +160,52 @@ class NoiseConditionalDistribution(TorchDistribution):
     def at(self: _D, sigma: float | Tensor) -> _D:
         """Returns the same distribution bound to another noise level.
 
-        σ is validated here, once (:func:`~ncmle_prob.distributions.validation.as_sigma`).
+        σ is validated here, once (:func:`~ncmle_prob.distributions.validation.as_sigma`;
+        not at all with ``validate_args=False``).
 
         Args:
             sigma: a non-negative float or tensor; a tensor contributes to ``batch_shape``.
         """
-        return self._bind(as_sigma(sigma, dtype=self.dtype, device=self.device))
+        return self._bind(self._as_sigma(sigma))
+
+    def at_levels(self: _D, sigmas: Sequence[float] | Tensor) -> list[_D]:
+        r"""The distribution bound to each level of a ladder, validated in one check.
+
+        For a ladder :math:`\sigma_1, \dots, \sigma_L` this is ``[self.at(s) for s in
+        sigmas]`` with two differences: the whole ladder is checked once (Python numbers in
+        Python, a tensor with one reduction: at most one device synchronisation for all
+        levels), and every level keeps this distribution's ``batch_shape`` (a plain
+        ``self.at(float)`` drops the batch dims that a tensor-bound σ contributed).
+
+        Args:
+            sigmas: the levels, a sequence of non-negative numbers or a 1-D tensor.
+
+        Returns:
+            one distribution per level, each with ``batch_shape == self.batch_shape``.
+
+        Raises:
+            ValueError: a negative or non-finite level (naming the ladder), or a tensor that
+                is not 1-D.
+
+        Example:
+            >>> import torch
+            >>> from ncmle_prob.distributions import NoisyGaussian
+            >>> d = NoisyGaussian(torch.zeros(2), torch.eye(2), sigma=torch.tensor([0.1, 0.2]))
+            >>> levels = d.at_levels([1.0, 0.5, 0.0])
+            >>> [lv.batch_shape for lv in levels][0], float(levels[1].sigma[0])
+            (torch.Size([2]), 0.5)
+        """
+        if isinstance(sigmas, Tensor) and sigmas.dim() != 1:
+            raise ValueError(f"sigmas must be a 1-D tensor of levels, got shape "
+                             f"{describe_shape(sigmas.shape)}")
+        ladder = self._as_sigma(sigmas if isinstance(sigmas, Tensor) else list(sigmas),
+                                name="sigmas")
+        return [self._bind(ladder[i].expand(self.batch_shape)) for i in range(ladder.shape[0])]
+
+    def _as_sigma(self, sigma: object, *, name: str = "sigma") -> Tensor:
+        """:func:`as_sigma` with this distribution's dtype, device and ``validate_args``."""
+        return as_sigma(sigma, dtype=self.dtype, device=self.device, name=name,
+                        validate=bool(self._validate_args))
 
     def _bind(self: _D, sigma: Tensor) -> _D:
         """:meth:`at` for an already validated σ tensor (internal paths; no check)."""
@@ -420,7 +464,7 @@ class NoiseConditionalDistribution(TorchDistribution):
         if sigma is None:
             s = self.sigma
         else:
-            s = as_sigma(sigma, dtype=self.dtype, device=self.device)
+            s = self._as_sigma(sigma)
             if k and s.dim() == x.dim() and (
                 tuple(s.shape) == tuple(x_batch) + (1,) * k or s.shape == x.shape
             ):

@@ -109,18 +109,25 @@ def as_sigma(
     dtype: torch.dtype,
     device: torch.device,
     name: str = "sigma",
+    validate: bool = True,
 ) -> Tensor:
     """Converts ``sigma`` to a tensor and checks that it is finite and non-negative.
 
     This is *the* entry check of the σ contract: it runs once where σ enters (construction,
     :meth:`~ncmle_prob.distributions.NoiseConditionalDistribution.at`, a per-call ``sigma=``)
     and internal paths pass the tensor it returns on without checking it again. A Python number
-    is checked in Python (no device work); a tensor with a single reduction, so the check costs
+    (or a list or tuple of numbers, a ladder: then a 1-D tensor is returned) is checked in
+    Python (no device work); a tensor with a single reduction, so the check costs
     one device-to-host synchronisation on CUDA, not one per rule.
 
     Python numbers and tensors are accepted; a tensor is moved to ``device``/``dtype`` only if
     it is a CPU scalar (a convenience for ``sigma=torch.tensor(0.5)``), otherwise device and
     floating dtype must already match.
+
+    With ``validate=False`` (a distribution built with ``validate_args=False``) a *tensor* is
+    not scanned, as torch skips its argument checks then: no reduction, no synchronisation.
+    Python numbers are still checked (in Python, at no device cost), and so are types and
+    devices (they cost nothing and a wrong one would fail obscurely later).
 
     Raises:
         TypeError: ``sigma`` is not a number or a real tensor.
@@ -134,6 +141,18 @@ def as_sigma(
         ...
         ValueError: sigma must be >= 0 (a noise standard deviation), got -1 (shape ())
     """
+    if isinstance(sigma, (list, tuple)):  # a ladder of numbers: checked in Python
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in sigma):
+            raise TypeError(f"{name} must be a sequence of floats, got {sigma!r}")
+        values = [float(v) for v in sigma]
+        bad = [v for v in values if not (math.isfinite(v) and v >= 0)]
+        if bad:
+            rule = "finite" if not math.isfinite(bad[0]) else ">= 0 (a noise standard deviation)"
+            raise ValueError(
+                f"{name} must be {rule} at every level, got {bad[0]:g} in "
+                f"{_preview(torch.tensor(values))} (shape ({len(values)},))"
+            )
+        return torch.tensor(values, dtype=dtype, device=device)
     if isinstance(sigma, bool) or not isinstance(sigma, (int, float, Tensor)):
         raise TypeError(
             f"{name} must be a float or a torch.Tensor, got {type(sigma).__name__}"
@@ -154,6 +173,8 @@ def as_sigma(
             f"{name} is on device {sigma.device} but the distribution is on {device}"
         )
     sigma = sigma.to(device=device, dtype=dtype)
+    if not validate:
+        return sigma
     # One reduction for both rules: NaN fails ``>= 0`` and inf fails ``< inf``.
     if sigma.numel() and not bool(((sigma >= 0) & (sigma < math.inf)).all()):
         if not bool(torch.isfinite(sigma).all()):

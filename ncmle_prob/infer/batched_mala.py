@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..samplers.mala import DualAveraging, WarmupWindow, mala_step
+
 __all__ = ["BatchedMALAResult", "batched_mala"]
 
 LogDensity = Callable[[Tensor], tuple[Tensor, Tensor]]
@@ -43,27 +45,6 @@ class BatchedMALAResult:
     acceptance_rate: Tensor
     mean_accept_prob: Tensor
     divergences: Tensor
-
-
-class _DualAveraging:
-    """Vectorised dual averaging of log step sizes (Hoffman & Gelman 2014, Algorithm 5)."""
-
-    def __init__(self, log_h0: Tensor, gamma: float = 0.05, t0: float = 10.0,
-                 kappa: float = 0.75) -> None:
-        self.mu = log_h0 + math.log(10.0)
-        self.gamma, self.t0, self.kappa = gamma, t0, kappa
-        self.t = 0
-        self.h_bar = torch.zeros_like(log_h0)
-        self.log_h_avg = torch.zeros_like(log_h0)
-
-    def step(self, target: float, accept: Tensor) -> Tensor:
-        self.t += 1
-        w = 1.0 / (self.t + self.t0)
-        self.h_bar = (1 - w) * self.h_bar + w * (target - accept)
-        log_h = self.mu - math.sqrt(self.t) / self.gamma * self.h_bar
-        eta = self.t ** (-self.kappa)
-        self.log_h_avg = eta * log_h + (1 - eta) * self.log_h_avg
-        return log_h
 
 
 def batched_mala(
@@ -129,9 +110,8 @@ def batched_mala(
     logp, grad = log_density(x)
     h = torch.full((b,), float(step_size), device=dev, dtype=dt)
     inv_mass = torch.ones(b, d, device=dev, dtype=dt)
-    da = _DualAveraging(h.log())
-    lo, hi = int(0.15 * warmup_steps), int(0.75 * warmup_steps)
-    s1, s2 = torch.zeros(b, d, device=dev, dtype=dt), torch.zeros(b, d, device=dev, dtype=dt)
+    da = DualAveraging(h.log())
+    window = WarmupWindow(int(warmup_steps))
     draws = torch.empty(b, int(num_samples), d, device=dev, dtype=dt)
     accepted = torch.zeros(b, device=dev, dtype=dt)
     prob_sum = torch.zeros(b, device=dev, dtype=dt)
@@ -143,36 +123,22 @@ def batched_mala(
     for t in steps:
         warm = t < warmup_steps
         z, u = noise()
-        hh = h[:, None] * inv_mass
-        mean_fwd = x + hh * grad
-        prop = mean_fwd + torch.sqrt(2 * hh) * z
-        logp_new, grad_new = log_density(prop)
-        mean_bwd = prop + hh * grad_new
-        log_q_fwd = -((prop - mean_fwd) ** 2 / hh).sum(-1) / 4
-        log_q_bwd = -((x - mean_bwd) ** 2 / hh).sum(-1) / 4
-        log_alpha = logp_new - logp + log_q_bwd - log_q_fwd
-        finite = torch.isfinite(log_alpha) & torch.isfinite(grad_new).all(-1)
-        log_alpha = torch.where(finite, log_alpha, torch.full_like(log_alpha, -math.inf))
-        alpha = log_alpha.clamp(max=0).exp()
-        move = u < alpha
-        x = torch.where(move[:, None], prop, x)
-        logp = torch.where(move, logp_new, logp)
-        grad = torch.where(move[:, None], grad_new, grad)
+        out = mala_step(x, logp, grad, log_density, h, z=z, u=u, event_dims=(-1,),
+                        inv_mass=inv_mass)
+        x, logp, grad = out.x, out.log_prob, out.score
         if warm:
-            h = da.step(target_accept, alpha).exp()
-            if precondition and lo <= t < hi:
-                s1, s2 = s1 + x, s2 + x * x
-            if precondition and t == hi - 1 and hi - lo >= 10:
-                n = hi - lo
-                var = (s2 - s1 * s1 / n) / (n - 1)
-                inv_mass = (n / (n + 5.0)) * var.clamp_min(0) + 1e-3 * (5.0 / (n + 5.0))
-                da = _DualAveraging(h.log())
+            h = da.step(target_accept, out.accept_prob).exp()
+            if precondition:
+                window.update(t, x)
+                if window.closes(t):
+                    inv_mass = window.inv_mass()
+                    da = DualAveraging(h.log())
             if t == warmup_steps - 1:
-                h = da.log_h_avg.exp()
+                h = da.log_step_avg.exp()
         else:
             draws[:, t - warmup_steps] = x
-            accepted += move.to(dt)
-            prob_sum += alpha
-            divergent += (~finite).long()
+            accepted += out.accepted.to(dt)
+            prob_sum += out.accept_prob
+            divergent += (~out.finite).long()
     n = max(int(num_samples), 1)
     return BatchedMALAResult(draws, h, accepted / n, prob_sum / n, divergent)

@@ -33,7 +33,7 @@ def rebind_sigma(fn: Any, sigma: float | Tensor) -> Any:
         return Independent(inner, fn.reinterpreted_batch_ndims)
     if isinstance(fn, MaskedDistribution):
         inner = rebind_sigma(fn.base_dist, sigma)
-        return fn if inner is fn.base_dist else MaskedDistribution(inner, fn._mask)
+        return fn if inner is fn.base_dist else MaskedDistribution(inner, fn._mask)  # noqa: SLF001 (Pyro keeps no public mask)
     if isinstance(fn, ExpandedDistribution):
         inner = rebind_sigma(fn.base_dist, sigma)
         return fn if inner is fn.base_dist else inner.expand(fn.batch_shape)

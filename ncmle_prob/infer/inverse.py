@@ -26,26 +26,35 @@ from ..distributions.base import NoiseConditionalDistribution
 from ..distributions.validation import check_finite, describe_shape
 from ..samplers.batching import ELEMENTS_PER_BATCH, check_batch_size
 from .restore_chains import (
+    RESTORE_KERNELS,
     Operator,
     RestoreResult,
-    _restore_batched,
-    _restore_pyro,
     linear_gaussian_model,
+    register_restore_kernel,
 )
 
 __all__ = [
     "KERNELS",
+    "RESTORE_KERNELS",
     "RestoreResult",
     "blur_operator",
     "deblur",
-    "denoise",
     "inpaint",
     "linear_gaussian_model",
     "psnr",
+    "register_restore_kernel",
+    "remove_noise",
     "restore",
 ]
 
-KERNELS = ("mala", "annealed_langevin", "nuts", "pyro_mala")
+
+def __getattr__(name: str) -> Any:
+    from .._deprecated import deprecated_attribute
+
+    return deprecated_attribute(__name__, name)
+
+#: The built-in restore kernels' names (the registry :data:`RESTORE_KERNELS` has them all).
+KERNELS = tuple(RESTORE_KERNELS.names())
 
 
 def restore(
@@ -54,7 +63,7 @@ def restore(
     operator: Operator | None,
     noise_std: float,
     *,
-    kernel: str = "mala",
+    kernel: str = "batched_mala",
     num_samples: int = 200,
     warmup_steps: int = 300,
     init: Tensor | None = None,
@@ -66,15 +75,18 @@ def restore(
 ) -> RestoreResult:
     r"""Posterior sampling for ``y = A x + n`` with the prior, one chain per image.
 
-    With ``kernel="mala"`` (the default) the chains of all ``B`` images run **batched**
+    With ``kernel="batched_mala"`` (the default) the chains of all ``B`` images run **batched**
     (:func:`~ncmle_prob.infer.batched_mala.batched_mala`): one tensor ``(B, *event)`` holds
     every chain's state, the prior's ``log_prob_and_score`` and the likelihood are evaluated
     for all images in one call, and each chain keeps its own acceptance test, step size,
     preconditioner and random stream (chain ``b`` is seeded with ``seed + b``, so image ``b``
-    gets the same draws alone or in a batch). The Pyro kernels (``"pyro_mala"``,
-    ``"annealed_langevin"``, ``"nuts"``: :class:`~ncmle_prob.infer.MALA`,
+    gets the same draws alone or in a batch). The Pyro kernels (``"mcmc_mala"``,
+    ``"mcmc_annealed_langevin"``, ``"mcmc_nuts"``: :class:`~ncmle_prob.infer.MALA`,
     :class:`~ncmle_prob.infer.AnnealedLangevinKernel`, :class:`pyro.infer.NUTS`) run one
-    :class:`pyro.infer.MCMC` per image, one after another.
+    :class:`pyro.infer.MCMC` per image, one after another. Kernels are chosen by name from
+    :data:`RESTORE_KERNELS` (add one with :func:`register_restore_kernel`); the names of
+    before 0.2 (``"mala"``, ``"pyro_mala"``, ``"annealed_langevin"``, ``"nuts"``, which
+    collided with sampler names) still work, with a deprecation warning.
 
     Args:
         prior: noise-conditional prior bound to a small scalar σ_p > 0.
@@ -82,19 +94,20 @@ def restore(
         operator: ``A`` (matrix ``(M, D)``, a callable mapping flat ``(..., D)`` to
             ``(..., M)``) or ``None`` (identity).
         noise_std: observation noise τ.
-        kernel: one of :data:`KERNELS`.
+        kernel: a name of :data:`RESTORE_KERNELS`.
         num_samples, warmup_steps: per chain.
         init: optional starting images ``(B, *event)`` (default: ``y`` if ``M = D``, else 0).
-        seed: seed of chain 0 (``"mala"``); default: drawn from torch's global generator.
+        seed: seed of chain 0 (a batched kernel); default: drawn from torch's global
+            generator.
         clean: the clean images ``(B, *event)`` when known: fills :attr:`RestoreResult.psnr`.
         progress: show a tqdm bar of the images (images/s and an ETA) and one of the steps
-            of the current batch (``"mala"``) or Pyro's (Pyro kernels).
-        batch_size: images whose chains run together (``"mala"``); larger requests run in
+            of the current batch (``"batched_mala"``) or Pyro's (Pyro kernels).
+        batch_size: images whose chains run together (a batched kernel); larger requests run in
             batches, so the peak memory is that of one batch and does not grow with the
             steps. ``None``: :data:`ncmle_prob.samplers.batching.ELEMENTS_PER_BATCH` values
             per batch (167 images of 14×14). The draws do not depend on it (chain ``b`` is
             seeded with ``seed + b`` in any batch).
-        **kernel_options: passed to the kernel (``"mala"``: ``step_size``,
+        **kernel_options: passed to the kernel (``"batched_mala"``: ``step_size``,
             ``target_accept``, ``precondition``).
 
     Returns:
@@ -115,8 +128,9 @@ def restore(
     ys = y[None] if single else y
     if ys.dim() != 2:
         raise ValueError(f"y must have shape (B, M) or (M,), got {describe_shape(y.shape)}")
-    if kernel not in KERNELS:
-        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    from .._deprecated import restore_kernel
+
+    entry = RESTORE_KERNELS.get(restore_kernel(kernel))  # unknown: lists the valid names
     if not isinstance(prior, NoiseConditionalDistribution):
         raise TypeError(f"prior must be a NoiseConditionalDistribution, got {type(prior).__name__}")
     if bool(prior.is_mass().any()):
@@ -142,11 +156,11 @@ def restore(
     else:
         x_init = torch.zeros(ys.shape[0], d, dtype=ys.dtype, device=ys.device)
     size = check_batch_size(batch_size) or max(1, ELEMENTS_PER_BATCH // d)
-    if kernel == "mala":
+    if entry.batched:
         if seed is None:
             seed = int(torch.randint(0, 2**62, ()))
     else:
-        size = 1  # one Pyro MCMC per image
+        size = 1  # one chain (one Pyro MCMC) per image
     parts: list[RestoreResult] = []
     from tqdm.auto import tqdm
 
@@ -154,15 +168,9 @@ def restore(
               dynamic_ncols=True) as bar:
         for start in range(0, ys.shape[0], size):
             rows = slice(start, start + size)
-            if kernel == "mala":
-                assert seed is not None
-                parts.append(_restore_batched(
-                    prior, ys[rows], operator, noise_std, x_init[rows], num_samples,
-                    warmup_steps, seed + start, progress, kernel_options))
-            else:
-                parts.append(_restore_pyro(prior, ys[rows], operator, noise_std, x_init[rows],
-                                           kernel, num_samples, warmup_steps, progress,
-                                           kernel_options))
+            parts.append(entry.run(
+                prior, ys[rows], operator, noise_std, x_init[rows], num_samples, warmup_steps,
+                None if seed is None else seed + start, progress, kernel_options))
             bar.update(ys[rows].shape[0])
     out = parts[0] if len(parts) == 1 else RestoreResult(
         mean=torch.cat([p.mean for p in parts]), samples=torch.cat([p.samples for p in parts]),
@@ -174,10 +182,14 @@ def restore(
     return out
 
 
-def denoise(
+def remove_noise(
     prior: NoiseConditionalDistribution, y: Tensor, noise_std: float, **options: Any
 ) -> RestoreResult:
-    """Gaussian denoising, ``y = x_0 + noise_std · ε``.
+    """Gaussian noise removal by posterior sampling, ``y = x_0 + noise_std · ε``.
+
+    (Called ``denoise`` before 0.2; in this library *denoise* names Tweedie's formula only,
+    :meth:`~ncmle_prob.distributions.NoiseConditionalDistribution.denoise`, one step with the
+    score. This function samples the posterior and averages the prior's Tweedie map over it.)
 
     The prior models :math:`x_{\\sigma_p} = x_0 + \\sigma_p \\varepsilon'`, so the likelihood
     of :math:`x_{\\sigma_p}` has the remaining noise :math:`\\sqrt{\\tau^2 - \\sigma_p^2}`

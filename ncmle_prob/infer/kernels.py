@@ -23,7 +23,6 @@ the unadjusted kernel, where a high target keeps its discretisation bias small.
 from __future__ import annotations
 
 import math
-import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -32,12 +31,11 @@ import torch
 from pyro.infer.autoguide.initialization import init_to_uniform
 from pyro.infer.mcmc.mcmc_kernel import MCMCKernel
 from pyro.infer.mcmc.util import initialize_model
-from pyro.ops.dual_averaging import DualAveraging
 from pyro.ops.integrator import potential_grad
-from pyro.ops.welford import WelfordCovariance
 from torch import Tensor
 
 from ..samplers.engine import ladder
+from ..samplers.mala import DualAveraging, WarmupWindow, mala_step
 from .handlers import noise_level
 
 __all__ = ["MALA", "AnnealedLangevin", "AnnealedLangevinKernel", "LangevinKernel"]
@@ -140,18 +138,11 @@ class LangevinKernel(MCMCKernel):
         if self._cache is None or not torch.equal(self._cache[0], x):
             self._cache = (x, *self._logp_grad(x))
         _, logp, grad = self._cache
-        h, m = self.step_size, self._inv_mass
-        mean_fwd = x + h * m * grad
-        prop = mean_fwd + torch.sqrt(2 * h * m) * torch.randn_like(x)
-        logp_new, grad_new = self._logp_grad(prop)
-        if bool(torch.isfinite(logp_new)) and bool(torch.isfinite(grad_new).all()):
-            mean_bwd = prop + h * m * grad_new
-            log_q_fwd = -((prop - mean_fwd) ** 2 / m).sum() / (4 * h)
-            log_q_bwd = -((x - mean_bwd) ** 2 / m).sum() / (4 * h)
-            log_alpha = float(logp_new - logp + log_q_bwd - log_q_fwd)
-            accept_prob = math.exp(min(0.0, log_alpha)) if math.isfinite(log_alpha) else 0.0
-        else:
-            accept_prob = 0.0
+        out = mala_step(x, logp, grad, self._logp_grad, self.step_size, z=torch.randn_like(x),
+                        u=None, event_dims=(-1,), inv_mass=self._inv_mass)
+        prop, logp_new, grad_new = out.x, out.log_prob, out.score
+        accept_prob = float(out.accept_prob)  # 0 for a divergent proposal
+        if not bool(out.finite):
             self._divergences.append(self._t)
         warm = self._t < self._warmup_steps
         # warm-up is always Metropolis-adjusted: too-large trial steps of the step-size search
@@ -208,15 +199,14 @@ class LangevinKernel(MCMCKernel):
         self._inv_mass = torch.empty(0)
         self._keys: list[str] = []
         self._shapes: list[torch.Size] = []
-        self._welford = WelfordCovariance(diagonal=True)
-        self._da = DualAveraging(prox_center=math.log(10 * self.step_size))
+        self._window = WarmupWindow(0)
+        self._da = DualAveraging(math.log(self.step_size))
         self._anneal_steps = 0
 
     def _schedule(self) -> None:
         adapt = self._warmup_steps - self._anneal_steps
         self._adapt_start = self._anneal_steps
-        start = self._adapt_start
-        self._window = (start + int(0.15 * adapt), start + int(0.75 * adapt))
+        self._window = WarmupWindow(adapt, start=self._adapt_start)
 
     def _annealed_model(self, *args: Any, **kwargs: Any) -> Any:
         assert self.model is not None
@@ -261,19 +251,17 @@ class LangevinKernel(MCMCKernel):
                 self.step_size *= math.exp(0.1 * (accept_prob - self.target_accept))
             return
         if t == self._adapt_start:
-            self._da = DualAveraging(prox_center=math.log(10 * self.step_size))
+            self._da = DualAveraging(math.log(self.step_size))
         if self.adapt_step_size:
-            self._da.step(self.target_accept - accept_prob)
-            self.step_size = math.exp(self._da.get_state()[0])
-        lo, hi = self._window
-        if self.precondition and lo <= t < hi:
-            self._welford.update(x)
-        if self.precondition and t == hi - 1 and hi - lo >= 10:
-            self._inv_mass = self._welford.get_covariance(regularize=True).to(x)
-            self._cache = None
-            self._da = DualAveraging(prox_center=math.log(10 * self.step_size))
+            self.step_size = math.exp(self._da.step(self.target_accept, accept_prob))
+        if self.precondition:
+            self._window.update(t, x)
+            if self._window.closes(t):
+                self._inv_mass = self._window.inv_mass().to(x)
+                self._cache = None
+                self._da = DualAveraging(math.log(self.step_size))
         if t == self._warmup_steps - 1 and self.adapt_step_size:
-            self.step_size = math.exp(self._da.get_state()[1])
+            self.step_size = math.exp(self._da.log_step_avg)
 
 
 class MALA(LangevinKernel):
@@ -385,8 +373,7 @@ class AnnealedLangevin(AnnealedLangevinKernel):
     """
 
     def __init__(self, model: Callable[..., Any] | None = None, **kwargs: Any) -> None:
-        warnings.warn(
-            "ncmle_prob.infer.AnnealedLangevin is deprecated: use AnnealedLangevinKernel",
-            DeprecationWarning, stacklevel=2,
-        )
+        from .._deprecated import warn_once
+
+        warn_once("ncmle_prob.infer.AnnealedLangevin", "AnnealedLangevinKernel")
         super().__init__(model, **kwargs)

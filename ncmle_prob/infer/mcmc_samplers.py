@@ -51,7 +51,9 @@ from pyro.infer import MCMC
 from torch import Tensor
 
 from ..distributions.base import NoiseConditionalDistribution
-from ..samplers.registry import SampleInfo, Sampler, option
+from ..samplers.info import SampleInfo
+from ..samplers.option_types import option
+from ..samplers.protocol import Sampler
 from .kernels import MALA, AnnealedLangevinKernel, LangevinKernel
 
 __all__ = ["PyroLangevin", "PyroMALA", "check_density"]

@@ -19,12 +19,14 @@ from pyro.infer import MCMC, NUTS
 from pyro.infer.autoguide.initialization import init_to_value
 from torch import Tensor
 
+from .._registry import NamedRegistry
 from ..distributions.base import NoiseConditionalDistribution
 from ..distributions.validation import describe_shape
 from .batched_mala import batched_mala
 from .kernels import MALA, AnnealedLangevinKernel
 
-__all__ = ["Operator", "RestoreResult", "linear_gaussian_model"]
+__all__ = ["RESTORE_KERNELS", "Operator", "RestoreKernel", "RestoreResult",
+           "linear_gaussian_model", "register_restore_kernel"]
 
 Operator = Tensor | Callable[[Tensor], Tensor]
 
@@ -72,6 +74,42 @@ class RestoreResult:
     psnr: Tensor | None = None
 
 
+@dataclass(frozen=True)
+class RestoreKernel:
+    """A posterior sampler of :func:`~ncmle_prob.infer.restore`, registered by name.
+
+    Attributes:
+        run: ``run(prior, ys, operator, noise_std, x_init, num_samples, warmup_steps, seed,
+            progress, options) -> RestoreResult`` for a batch of images ``ys (B, M)``.
+        batched: whether one call runs the chains of a whole batch of images (else
+            ``restore`` calls it one image at a time); a batched kernel gets a seed.
+    """
+
+    run: Callable[..., RestoreResult]
+    batched: bool
+
+
+#: The restore kernels, by name (kind ``"restore kernel"`` of :mod:`ncmle_prob._registry`).
+#: Their names never collide with sampler or corrector names: ``batched_mala`` and the
+#: ``mcmc_*`` kernels (one :class:`pyro.infer.MCMC` per image).
+RESTORE_KERNELS = NamedRegistry("restore kernel")
+
+
+def register_restore_kernel(name: str, *, batched: bool = False) -> Callable[[Any], Any]:
+    """Decorator registering a restore kernel's ``run`` function (see :class:`RestoreKernel`).
+
+    Raises:
+        ValueError: the name is taken or not an identifier.
+    """
+    add = RESTORE_KERNELS.register(name)
+
+    def decorate(run: Callable[..., RestoreResult]) -> Callable[..., RestoreResult]:
+        add(RestoreKernel(run, batched))
+        return run
+
+    return decorate
+
+
 def _clean_mean(prior: NoiseConditionalDistribution, x: Tensor) -> Tensor:
     """Average over draws ``x (B, S, *event)`` of the prior's Tweedie map, batched over B."""
     s_p = float(prior.sigma.max())
@@ -84,6 +122,7 @@ def _clean_mean(prior: NoiseConditionalDistribution, x: Tensor) -> Tensor:
     return total / x.shape[1]
 
 
+@register_restore_kernel("batched_mala", batched=True)
 def _restore_batched(
     prior: NoiseConditionalDistribution, ys: Tensor, operator: Operator | None,
     noise_std: float, x_init: Tensor, num_samples: int, warmup_steps: int, seed: int,
@@ -118,20 +157,15 @@ def _restore_batched(
 
 def _restore_pyro(
     prior: NoiseConditionalDistribution, ys: Tensor, operator: Operator | None,
-    noise_std: float, x_init: Tensor, kernel: str, num_samples: int, warmup_steps: int,
-    progress: bool, options: dict[str, Any],
+    noise_std: float, x_init: Tensor, num_samples: int, warmup_steps: int,
+    progress: bool, options: dict[str, Any], make_kernel: Callable[..., Any],
 ) -> RestoreResult:
     event = prior.event_shape
     model = linear_gaussian_model(prior, operator, noise_std)
     draws, diags = [], []
     for b in range(ys.shape[0]):
         strategy = init_to_value(values={"x": x_init[b].reshape(event)})
-        if kernel == "pyro_mala":
-            k: Any = MALA(model, init_strategy=strategy, **options)
-        elif kernel == "annealed_langevin":
-            k = AnnealedLangevinKernel(model, init_strategy=strategy, **options)
-        else:
-            k = NUTS(model, init_strategy=strategy, **options)
+        k = make_kernel(model, init_strategy=strategy, **options)
         mcmc = MCMC(k, num_samples=num_samples, warmup_steps=warmup_steps,
                     disable_progbar=not progress)
         mcmc.run(ys[b])
@@ -139,6 +173,21 @@ def _restore_pyro(
         diags.append(k.diagnostics() if hasattr(k, "diagnostics") else {})
     x = torch.stack(draws)
     return RestoreResult(mean=_clean_mean(prior, x), samples=x, diagnostics=diags)
+
+
+def _pyro_kernel(make_kernel: Callable[..., Any]) -> Callable[..., RestoreResult]:
+    def run(prior: NoiseConditionalDistribution, ys: Tensor, operator: Operator | None,
+            noise_std: float, x_init: Tensor, num_samples: int, warmup_steps: int,
+            seed: int | None, progress: bool, options: dict[str, Any]) -> RestoreResult:
+        return _restore_pyro(prior, ys, operator, noise_std, x_init, num_samples, warmup_steps,
+                             progress, options, make_kernel)
+
+    return run
+
+
+register_restore_kernel("mcmc_mala")(_pyro_kernel(MALA))
+register_restore_kernel("mcmc_annealed_langevin")(_pyro_kernel(AnnealedLangevinKernel))
+register_restore_kernel("mcmc_nuts")(_pyro_kernel(NUTS))
 
 
 def _as_callable(operator: Operator | None, d: int) -> Callable[[Tensor], Tensor]:

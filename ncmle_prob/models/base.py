@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
+from .._registry import NamedRegistry
 from ..distributions import (
     AutoregressiveConditioner,
     ConditionalFamily,
@@ -27,7 +28,11 @@ from ..distributions import (
     NoiseConditionalDistribution,
 )
 
-__all__ = ["AutoregressiveModel", "NoiseConditionalModel"]
+__all__ = ["MODELS", "AutoregressiveModel", "NoiseConditionalModel"]
+
+#: The model classes by class name (kind ``"model"`` of :mod:`ncmle_prob._registry`), filled
+#: when a model class is defined: checkpoints rebuild a model from this table only.
+MODELS = NamedRegistry("model")
 
 
 class NoiseConditionalModel(nn.Module, abc.ABC):
@@ -40,6 +45,17 @@ class NoiseConditionalModel(nn.Module, abc.ABC):
 
     event_shape: torch.Size
     _config: dict[str, Any] | None = None
+
+    def __init_subclass__(cls, register: bool | None = None, **kwargs: Any) -> None:
+        """Registers the class under its name in :data:`MODELS`: the models of
+        ``ncmle_prob.models`` always, other classes when defined with ``register=True``
+        (``class MyModel(NoiseConditionalModel, register=True)``), so that checkpoints can
+        rebuild them; ``register=False`` keeps an abstract helper class out."""
+        super().__init_subclass__(**kwargs)
+        if register is None:
+            register = cls.__module__.startswith("ncmle_prob.models")
+        if register:
+            MODELS.add(cls.__name__, cls)
 
     @property
     def config(self) -> dict[str, Any] | None:
@@ -60,7 +76,7 @@ class NoiseConditionalModel(nn.Module, abc.ABC):
         ) -> NoiseConditionalDistribution: ...
 
 
-class AutoregressiveModel(NoiseConditionalModel, AutoregressiveConditioner):
+class AutoregressiveModel(NoiseConditionalModel, AutoregressiveConditioner, register=False):
     """A noise-conditional model with autoregressive conditionals from a ``family``.
 
     Subclasses set ``event_shape`` and ``family`` and implement :meth:`conditional_params`;

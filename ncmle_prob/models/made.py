@@ -343,6 +343,9 @@ class MADE(AutoregressiveModel):
             h0 = torch.addr(h0, x[:, i], w0[:, i])
         return x
 
+    #: State-dict version (torch's ``_version``): 2 since masks are derived, not stored.
+    _version = 2
+
     def _load_from_state_dict(
         self,
         state_dict: dict[str, Any],
@@ -353,9 +356,12 @@ class MADE(AutoregressiveModel):
         unexpected_keys: list[str],
         error_msgs: list[str],
     ) -> None:
-        # Called before the submodules load: an nflows-era state dict is converted in place
-        # (torch's pattern for versioned state dicts), or refused with a clear message.
-        if is_legacy_state_dict(state_dict, prefix):
+        # Called before the submodules load: torch's pattern for versioned state dicts. A
+        # state dict without a version (all of them before version 2, and the plain dicts of
+        # checkpoints) that stores nflows-era masks is converted in place, or refused with a
+        # clear message. This is the only place an old MADE state dict is converted.
+        version = local_metadata.get("version")
+        if (version is None or version < 2) and is_legacy_state_dict(state_dict, prefix):
             converted = convert_legacy_state_dict(state_dict, self, prefix)
             for key in [k for k in state_dict if k not in converted]:
                 del state_dict[key]

@@ -19,7 +19,10 @@ from torch import Tensor
 
 from ..distributions import NoiseConditionalDistribution
 from .engine import at_level
-from .registry import SampleInfo, Sampler, option, register
+from .info import SampleInfo
+from .option_types import option
+from .protocol import Sampler
+from .registry import register
 from .tweedie import snap_to_grid
 
 __all__ = ["Ancestral"]

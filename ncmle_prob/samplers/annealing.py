@@ -1,8 +1,14 @@
-r"""The options every annealing sampler shares, declared once, and the run they drive.
+r"""The annealing sampler template: the options every annealing sampler shares, declared once,
+and the one run they drive.
 
 :class:`AnnealingOptions` is a dataclass mixin of the predictor–corrector options (see
-:mod:`.engine`); ``annealed_langevin`` and ``score_corrected_ancestral`` add only how they
-start. :meth:`AnnealingOptions.finish_plan` decides where the ladder ends:
+:mod:`.engine`); :class:`AnnealingSampler` is the template of every annealing sampler. A
+sampler built on it says only two things: which ladder it walks (:meth:`~AnnealingSampler.
+ladder`) and how it starts (:meth:`~AnnealingSampler.start`); the template resolves the target,
+binds the whole ladder once (:meth:`~ncmle_prob.distributions.NoiseConditionalDistribution.
+at_levels`: one σ check per run), anneals, and takes the final Tweedie step, snapping and grid
+steps. ``annealed_langevin`` and ``score_corrected_ancestral`` are the two built-in ones.
+:meth:`AnnealingOptions.finish_plan` decides where the ladder ends:
 
 * a target σ > 0: the ladder ends at the target;
 * a target σ = 0 of a distribution with a score there (continuous data): the ladder ends *at*
@@ -18,7 +24,6 @@ start. :meth:`AnnealingOptions.finish_plan` decides where the ladder ends:
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -28,12 +33,14 @@ from torch import Tensor
 
 from ..distributions import NoiseConditionalDistribution
 from .correctors import corrector_is_metropolis, get_corrector, grid_metropolis
-from .engine import anneal, at_level
+from .engine import anneal
+from .info import SampleInfo
+from .option_types import option
 from .predictors import get_predictor
-from .registry import SampleInfo, option
+from .protocol import Sampler
 from .tweedie import snap_to_grid
 
-__all__ = ["AnnealingOptions", "resolve_target"]
+__all__ = ["AnnealingOptions", "AnnealingSampler", "resolve_target"]
 
 StepRule = Literal["auto", "adapt", "snr", "fixed", "technique4"]
 
@@ -103,8 +110,10 @@ class AnnealingOptions:
 
     def __post_init__(self) -> None:
         if self.metropolis is not None:
-            warnings.warn("option 'metropolis' is deprecated: use corrector='mala' or "
-                          "corrector='langevin'", DeprecationWarning, stacklevel=4)
+            from .._deprecated import warn_once
+
+            warn_once("sampler option 'metropolis'", "corrector='mala' or corrector='langevin'",
+                      stacklevel=5)
             self.corrector = "mala" if self.metropolis else "langevin"
         get_predictor(self.predictor)  # unknown names: ValueError listing the valid ones
         get_corrector(self.corrector)
@@ -163,14 +172,16 @@ class AnnealingOptions:
         generator: torch.Generator | None,
         progress: bool,
         name: str,
+        levels: Sequence[NoiseConditionalDistribution] | None = None,
     ) -> tuple[Tensor, SampleInfo]:
         """Anneals ``x`` down ``sigmas`` with these options, then the final Tweedie step,
-        snapping and grid steps; returns the draws and their :class:`SampleInfo`."""
+        snapping and grid steps; returns the draws and their :class:`SampleInfo`.
+        ``levels``: ``dist.at_levels(sigmas)`` when the caller already bound them."""
         out = anneal(
             dist, x, sigmas, predictor=self.predictor, corrector=self.corrector,
             steps_per_level=self.steps_per_level, step_rule=self.rule,
             step_size=self.step_size, snr=self.snr, target_accept=self.target_accept,
-            generator=generator, progress=progress, desc=name,
+            generator=generator, progress=progress, desc=name, levels=levels,
         )
         info = SampleInfo(
             name, out.sigmas, out.step_sizes, self.steps_per_level, out.acceptance_rates,
@@ -185,6 +196,58 @@ class AnnealingOptions:
         if self.snap and target == 0 and dist.discrete_at_zero and dist.bins is not None:
             x = snap_to_grid(x, dist.bins)
             info.snapped = True
-            x, info.grid_acceptance = grid_metropolis(at_level(dist, 0.0), x, self.grid_steps,
-                                                      generator)
+            x, info.grid_acceptance = grid_metropolis(dist.at_levels([0.0])[0], x,
+                                                      self.grid_steps, generator)
+        return x, info
+
+
+@dataclass
+class AnnealingSampler(AnnealingOptions, Sampler):
+    """The template of an annealing sampler: subclasses say which ladder they walk and how
+    they start; :meth:`run` does the rest (one σ check for the whole ladder).
+
+    A subclass implements
+
+    * :meth:`ladder` ``(dist, target) -> [σ_1, ..., σ_L]``: the levels, decreasing;
+    * :meth:`start` ``(first, sigma, num_samples, generator) -> (x, start_sigma, extra)``:
+      the initial states for the first level ``sigma``, given the distribution already bound
+      to it (``first``); ``start_sigma`` goes to :attr:`SampleInfo.start_sigma` (``None`` when the
+      start is not a draw at that level) and ``extra`` is a dict of further
+      :class:`SampleInfo` fields (e.g. ``{"iterations": passes}``).
+    """
+
+    def __post_init__(self) -> None:
+        Sampler.__post_init__(self)
+        AnnealingOptions.__post_init__(self)
+
+    def ladder(self, dist: NoiseConditionalDistribution, target: float) -> list[float]:
+        """The noise levels visited for a given target σ."""
+        raise NotImplementedError
+
+    def start(
+        self, first: NoiseConditionalDistribution, sigma: float, num_samples: int,
+        generator: torch.Generator | None,
+    ) -> tuple[Tensor, float | None, dict[str, object]]:
+        """The initial states at the first level (see the class docstring)."""
+        raise NotImplementedError
+
+    def run(
+        self,
+        dist: NoiseConditionalDistribution,
+        num_samples: int,
+        *,
+        generator: torch.Generator | None,
+        progress: bool,
+    ) -> tuple[Tensor, SampleInfo]:
+        target = resolve_target(dist, self.sigma)
+        _, denoise = self.finish_plan(dist, target)
+        sigmas = self.ladder(dist, target)  # fails on a bad ladder before any costly draw
+        levels = dist.at_levels(sigmas)  # the one σ check of the run
+        x, start_sigma, extra = self.start(levels[0], sigmas[0], num_samples, generator)
+        x, info = self.run_annealing(
+            dist, x, sigmas, target, denoise, start_sigma=start_sigma, generator=generator,
+            progress=progress, name=self.name, levels=levels,
+        )
+        for key, value in extra.items():
+            setattr(info, key, value)
         return x, info

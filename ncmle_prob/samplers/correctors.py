@@ -60,9 +60,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .._registry import NamedRegistry
 from ..distributions import NoiseConditionalDistribution
 from ..distributions.validation import bin_width
-from .registry import NamedRegistry
+from .mala import mala_step
 
 __all__ = [
     "Chain",
@@ -189,36 +190,26 @@ def corrector_is_metropolis(name: str) -> bool:
     return _CORRECTORS.get(name).metropolis
 
 
-def _propose(level: Level, chain: Chain, alpha: float) -> tuple[Chain, Tensor]:
-    """The Langevin proposal and its log Metropolis–Hastings ratio (``-inf`` if not finite)."""
-    x, g = chain.x, chain.score
-    z = level.normal(x)
-    y = x + alpha * g + math.sqrt(2.0 * alpha) * z
-    lp_y, g_y = level.evaluate(y)
-    back = x - y - alpha * g_y
-    log_q_back = -(back * back).sum(level.event_dims) / (4.0 * alpha)
-    log_q_fwd = -0.5 * (z * z).sum(level.event_dims)
-    log_a = torch.nan_to_num(lp_y - chain.log_prob + log_q_back - log_q_fwd, nan=-math.inf)
-    return Chain(y, lp_y, g_y), log_a
+def _langevin_move(level: Level, chain: Chain, alpha: float, metropolis: bool
+                   ) -> tuple[Chain, Tensor]:
+    """The Langevin proposal by the library's one MALA step (:func:`.mala.mala_step`)."""
+    z = level.normal(chain.x)
+    u = level.uniform(chain.log_prob) if metropolis else None
+    out = mala_step(chain.x, chain.log_prob, chain.score, level.evaluate, alpha, z=z, u=u,
+                    event_dims=level.event_dims)
+    return Chain(out.x, out.log_prob, out.score), out.accept_prob
 
 
 @register_corrector("langevin")
 def langevin(level: Level, chain: Chain, alpha: float) -> tuple[Chain, Tensor]:
     r"""Unadjusted Langevin: :math:`x \leftarrow x + \alpha s(x) + \sqrt{2\alpha} z`."""
-    new, log_a = _propose(level, chain, alpha)
-    return new, log_a.clamp(max=0.0).exp()
+    return _langevin_move(level, chain, alpha, metropolis=False)
 
 
 @register_corrector("mala", metropolis=True)
 def mala(level: Level, chain: Chain, alpha: float) -> tuple[Chain, Tensor]:
     """Metropolis-adjusted Langevin (exact for the level's density at any step)."""
-    new, log_a = _propose(level, chain, alpha)
-    u = level.uniform(log_a)
-    acc = torch.log(u) < log_a
-    acc_x = acc.reshape(acc.shape + (1,) * len(level.event_dims))
-    out = Chain(torch.where(acc_x, new.x, chain.x), torch.where(acc, new.log_prob, chain.log_prob),
-                torch.where(acc_x, new.score, chain.score))
-    return out, log_a.clamp(max=0.0).exp()
+    return _langevin_move(level, chain, alpha, metropolis=True)
 
 
 @register_corrector("none")

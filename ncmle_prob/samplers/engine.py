@@ -61,7 +61,7 @@ from torch import Tensor
 from ..distributions import NoiseConditionalDistribution
 from .correctors import Chain, Level, corrector_is_metropolis, get_corrector
 from .predictors import get_predictor
-from .registry import SamplerDivergenceError
+from .protocol import SamplerDivergenceError
 from .schedules import geometric_ladder, langevin_step_size
 
 __all__ = ["STEP_RULES", "AnnealResult", "anneal", "at_level", "ladder"]
@@ -97,10 +97,11 @@ def ladder(
 
 
 def at_level(dist: NoiseConditionalDistribution, sigma: float) -> NoiseConditionalDistribution:
-    """``dist`` rebound to one noise level, keeping its ``batch_shape`` (a plain
-    ``dist.at(float)`` drops the batch dims that a tensor-bound σ contributed)."""
-    s = torch.full(dist.batch_shape, float(sigma), dtype=dist.dtype, device=dist.device)
-    return dist.at(s)
+    """``dist`` rebound to one noise level, keeping its ``batch_shape``: ``dist.at_levels(
+    [sigma])[0]`` (a plain ``dist.at(float)`` drops the batch dims that a tensor-bound σ
+    contributed). To walk several levels bind them all at once with
+    :meth:`~ncmle_prob.distributions.NoiseConditionalDistribution.at_levels` (one check)."""
+    return dist.at_levels([float(sigma)])[0]
 
 
 @dataclass
@@ -174,6 +175,7 @@ def anneal(
     generator: torch.Generator | None = None,
     progress: bool = False,
     desc: str = "anneal",
+    levels: Sequence[NoiseConditionalDistribution] | None = None,
 ) -> AnnealResult:
     r"""Predictor–corrector annealing of ``x`` down ``sigmas`` (see the module docstring).
 
@@ -197,6 +199,9 @@ def anneal(
         generator: optional generator on the distribution's device.
         progress: show a tqdm bar.
         desc: label of the bar.
+        levels: ``dist`` already bound to every level of ``sigmas``
+            (``dist.at_levels(sigmas)``, which is what the engine does when ``None``): σ is
+            validated once for the whole ladder, never level by level.
 
     Raises:
         ValueError: bad levels or options.
@@ -219,6 +224,10 @@ def anneal(
         raise ValueError(f"steps_per_level must be an integer >= 0, got {steps_per_level!r}")
     if not 0.0 < target_accept < 1.0:
         raise ValueError(f"target_accept must be in (0, 1), got {target_accept!r}")
+    if levels is None:
+        levels = dist.at_levels(sig)  # the one σ check of the run
+    elif len(levels) != len(sig):
+        raise ValueError(f"got {len(sig)} levels but {len(levels)} bound distributions")
     step = get_corrector(corrector)
     predict = get_predictor(predictor)
     metropolis = corrector_is_metropolis(corrector)
@@ -236,7 +245,7 @@ def anneal(
     try:
         with torch.no_grad():
             for i, sigma in enumerate(sig):
-                lvl = Level(at_level(dist, sigma), sigma, event_dims, generator)
+                lvl = Level(levels[i], sigma, event_dims, generator)
                 lp, g = lvl.dist.log_prob_and_score(x)  # validates x once per level
                 x = x.expand(g.shape)
                 evals += 1

@@ -42,7 +42,10 @@ from torch import Tensor
 
 from ..distributions import NoiseConditionalAutoregressive, NoiseConditionalDistribution
 from .engine import at_level
-from .registry import SampleInfo, Sampler, option, register
+from .info import SampleInfo
+from .option_types import option
+from .protocol import Sampler
+from .registry import register
 
 __all__ = ["Jacobi", "fixed_point_draw"]
 

@@ -28,15 +28,16 @@ import torch
 from torch import Tensor
 
 from ..distributions import NoiseConditionalDistribution
-from .annealing import AnnealingOptions, resolve_target
+from .annealing import AnnealingSampler, resolve_target
 from .engine import anneal, at_level, ladder
-from .registry import SampleInfo, Sampler, option, register
+from .option_types import option
+from .registry import register
 
 __all__ = ["AnnealedLangevin", "anneal", "at_level", "resolve_target"]
 
 
 @register("annealed_langevin")
-class AnnealedLangevin(AnnealingOptions, Sampler):
+class AnnealedLangevin(AnnealingSampler):
     r"""Predictor–corrector annealing from ``sigma_max`` down to the target σ.
 
     **Default budget**: ``num_levels`` = 20 geometric levels from 1 to 0.01 (to the target when
@@ -76,8 +77,7 @@ class AnnealedLangevin(AnnealingOptions, Sampler):
     init: Literal["gaussian", "uniform", "ancestral"] = option("gaussian", "initial state")
 
     def __post_init__(self) -> None:
-        Sampler.__post_init__(self)
-        AnnealingOptions.__post_init__(self)
+        super().__post_init__()
         if not (self.sigma_max > 0 and self.sigma_max < float("inf")):
             raise ValueError(f"option 'sigma_max' must be finite and > 0, got {self.sigma_max!r}")
 
@@ -91,33 +91,15 @@ class AnnealedLangevin(AnnealingOptions, Sampler):
             )
         return ladder(self.sigma_max, end, self.num_levels)
 
-    def initial(
-        self, dist: NoiseConditionalDistribution, num_samples: int, sigma: float,
+    def start(
+        self, first: NoiseConditionalDistribution, sigma: float, num_samples: int,
         generator: torch.Generator | None,
-    ) -> Tensor:
-        """The initial state for a first level ``sigma``."""
-        shape = (num_samples, *dist.batch_shape, *dist.event_shape)
-        kw = {"generator": generator, "dtype": dist.dtype, "device": dist.device}
+    ) -> tuple[Tensor, float | None, dict[str, object]]:
+        """The initial state at the first level ``sigma`` (``init``)."""
+        if self.init == "ancestral":
+            return first.sample((num_samples,), generator=generator), sigma, {}
+        shape = (num_samples, *first.batch_shape, *first.event_shape)
+        kw = {"generator": generator, "dtype": first.dtype, "device": first.device}
         if self.init == "gaussian":
-            return (sigma * sigma + 1.0) ** 0.5 * torch.randn(shape, **kw)
-        if self.init == "uniform":
-            return 2.0 * torch.rand(shape, **kw) - 1.0
-        return at_level(dist, sigma).sample((num_samples,), generator=generator)
-
-    def run(
-        self,
-        dist: NoiseConditionalDistribution,
-        num_samples: int,
-        *,
-        generator: torch.Generator | None,
-        progress: bool,
-    ) -> tuple[Tensor, SampleInfo]:
-        target = resolve_target(dist, self.sigma)
-        _, denoise = self.finish_plan(dist, target)
-        sigmas = self.ladder(dist, target)
-        x = self.initial(dist, num_samples, sigmas[0], generator)
-        return self.run_annealing(
-            dist, x, sigmas, target, denoise,
-            start_sigma=sigmas[0] if self.init == "ancestral" else None,
-            generator=generator, progress=progress, name=self.name,
-        )
+            return (sigma * sigma + 1.0) ** 0.5 * torch.randn(shape, **kw), None, {}
+        return 2.0 * torch.rand(shape, **kw) - 1.0, None, {}

@@ -55,7 +55,7 @@ from typing import Any
 
 from torch import Tensor
 
-from .registry import NamedRegistry
+from .._registry import NamedRegistry
 
 __all__ = [
     "Predictor",

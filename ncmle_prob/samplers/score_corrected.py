@@ -31,16 +31,17 @@ import torch
 from torch import Tensor
 
 from ..distributions import NoiseConditionalAutoregressive, NoiseConditionalDistribution
-from .annealing import AnnealingOptions, resolve_target
-from .engine import at_level, ladder
+from .annealing import AnnealingSampler, resolve_target
+from .engine import ladder
 from .jacobi import fixed_point_draw
-from .registry import SampleInfo, Sampler, option, register
+from .option_types import option
+from .registry import register
 
 __all__ = ["ScoreCorrectedAncestral"]
 
 
 @register("score_corrected_ancestral")
-class ScoreCorrectedAncestral(AnnealingOptions, Sampler):
+class ScoreCorrectedAncestral(AnnealingSampler):
     r"""Ancestral draws at ``sigma_start``, predictor–corrector annealing down to the target.
 
     **Default budget**: one ancestral draw at σ = 0.3 (D sequential forward passes), then
@@ -79,8 +80,7 @@ class ScoreCorrectedAncestral(AnnealingOptions, Sampler):
         "same draws by parallel fixed-point passes)")
 
     def __post_init__(self) -> None:
-        Sampler.__post_init__(self)
-        AnnealingOptions.__post_init__(self)
+        super().__post_init__()
         if not (self.sigma_start > 0 and self.sigma_start < float("inf")):
             raise ValueError(
                 f"option 'sigma_start' must be finite and > 0, got {self.sigma_start!r}")
@@ -116,23 +116,14 @@ class ScoreCorrectedAncestral(AnnealingOptions, Sampler):
         )
         return x
 
-    def run(
-        self,
-        dist: NoiseConditionalDistribution,
-        num_samples: int,
-        *,
+    def start(
+        self, first: NoiseConditionalDistribution, sigma: float, num_samples: int,
         generator: torch.Generator | None,
-        progress: bool,
-    ) -> tuple[Tensor, SampleInfo]:
-        target = resolve_target(dist, self.sigma)
-        start = self.ladder(dist, target)[0]  # fails on a bad ladder before the costly draw
-        first = at_level(dist, start)
+    ) -> tuple[Tensor, float | None, dict[str, object]]:
+        """The ancestral (or Jacobi) draw at the first level ``sigma``."""
         passes = None
         if self.initial == "jacobi" and isinstance(first, NoiseConditionalAutoregressive):
             x, passes = fixed_point_draw(first, num_samples, generator=generator)
         else:
             x = first.sample((num_samples,), generator=generator)
-        x = self.refine(dist, x, generator=generator, progress=progress)
-        assert self.info is not None
-        self.info.iterations = passes
-        return x, self.info
+        return x, sigma, {"iterations": passes}

@@ -45,11 +45,12 @@ from .properties import (
 )
 from .reach import check_sigma_reach, sigma_reach
 from .spec import Example, Factory, raises
-from .suite import CHECKS, check_distribution, checks_for
+from .suite import CHECKS, KINDS, check_distribution, checks_for, checks_of_kind
 
 __all__ = [
     "CHECKS",
     "GOF_ALPHA",
+    "KINDS",
     "NN_ALPHA",
     "SIGMAS",
     "Example",
@@ -77,6 +78,7 @@ __all__ = [
     "check_support_constraint",
     "check_validation",
     "checks_for",
+    "checks_of_kind",
     "fit_report",
     "gof_pvalues",
     "raises",

@@ -9,7 +9,7 @@ import torch
 from . import contracts, properties, reach
 from .spec import Example, Factory
 
-__all__ = ["CHECKS", "check_distribution", "checks_for"]
+__all__ = ["CHECKS", "KINDS", "check_distribution", "checks_for", "checks_of_kind"]
 
 Check = Callable[[Example, torch.device], None]
 
@@ -36,6 +36,26 @@ CHECKS: dict[str, Check] = {
     "positive_transform": contracts.check_positive_transform,
     "sigma_reach": reach.check_sigma_reach,
 }
+
+
+#: The kinds of check: ``"property"`` (the math of a distribution: shapes, scores, Tweedie,
+#: normalisation, goodness of fit; :mod:`.properties`) and ``"contract"`` (what generic torch
+#: and Pyro code relies on, and σ reaching every dimension; :mod:`.contracts`, :mod:`.reach`).
+KINDS = ("property", "contract")
+
+
+def checks_of_kind(kind: str) -> list[str]:
+    """The names of :data:`CHECKS` of one kind, in registry order: a check's kind is the
+    module that defines it (:mod:`.properties`: ``"property"``; else ``"contract"``).
+
+    Example:
+        >>> checks_of_kind("property")[:2], "sigma_reach" in checks_of_kind("contract")
+        (['shapes', 'per_example_sigma'], True)
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {list(KINDS)}, got {kind!r}")
+    return [name for name, check in CHECKS.items()
+            if (check.__module__ == properties.__name__) == (kind == "property")]
 
 
 def checks_for(example: Example, only: Iterable[str] | None = None) -> list[str]:

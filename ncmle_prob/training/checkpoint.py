@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,8 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from .._io import atomic_write  # re-exported: the writer lives at the bottom (ncmle_prob._io)
 
 __all__ = [
     "FORMAT",
@@ -37,6 +38,7 @@ __all__ = [
     "build_model",
     "load_checkpoint",
     "load_model",
+    "load_weights",
     "model_spec",
     "save_checkpoint",
 ]
@@ -67,37 +69,6 @@ class Checkpoint:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def atomic_write(path: str | os.PathLike[str], write: Any) -> Path:
-    """Calls ``write(file_object)`` on a temporary file, then renames it to ``path``.
-
-    Args:
-        path: target path; its directory is created if needed.
-        write: a callable taking a binary file object.
-
-    Example:
-        >>> import tempfile, pathlib
-        >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.bin"
-        >>> _ = atomic_write(p, lambda f: f.write(b"ok"))
-        >>> p.read_bytes()
-        b'ok'
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # a unique sibling name, created with the usual umask-based permissions (unlike mkstemp)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp"
-    try:
-        with open(tmp, "xb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 def model_spec(model: nn.Module) -> tuple[str | None, dict[str, Any] | None]:
     """``(class name, JSON-able config)`` of a model of :mod:`ncmle_prob.models`, else Nones."""
     config = getattr(model, "config", None)
@@ -107,12 +78,19 @@ def model_spec(model: nn.Module) -> tuple[str | None, dict[str, Any] | None]:
     return type(model).__name__, dict(config)
 
 
-def build_model(model_class: str, config: dict[str, Any]) -> nn.Module:
-    """Rebuilds ``ncmle_prob.models.<model_class>(**config)``; other names are refused."""
-    from .. import models
+def _model_class(name: str) -> type[nn.Module] | None:
+    """The registered model class called ``name`` (kind ``"model"`` of the name registry,
+    filled when a model class is defined), or ``None``."""
+    from ..models.base import MODELS
 
-    cls = getattr(models, model_class, None)
-    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+    return MODELS.get(name) if isinstance(name, str) and name in MODELS else None
+
+
+def build_model(model_class: str, config: dict[str, Any]) -> nn.Module:
+    """Rebuilds the registered model class ``model_class`` from ``config``; other names are
+    refused (loading a checkpoint never imports or runs code it names)."""
+    cls = _model_class(model_class)
+    if cls is None:
         raise CheckpointError(
             f"checkpoint names model class {model_class!r}, which is not a model of "
             "ncmle_prob.models; build the model yourself and pass it to load"
@@ -249,37 +227,16 @@ def _upgraded(ckpt: Checkpoint) -> tuple[dict[str, Any] | None, str | None]:
     hook, e.g. MADE's layout of old checkpoints), and the hook's note, if any."""
     if ckpt.model_config is None or ckpt.model_class is None:
         return ckpt.model_config, None
-    from .. import models
-
-    cls = getattr(models, ckpt.model_class, None)
-    hook = getattr(cls, "upgrade_config", None)
+    hook = getattr(_model_class(ckpt.model_class), "upgrade_config", None)
     if hook is None:
         return ckpt.model_config, None
     return hook(dict(ckpt.model_config), ckpt.model)
 
 
-def _is_legacy_made(ckpt: Checkpoint) -> bool:
-    from ..models.made import is_legacy_state_dict
-
-    return ckpt.model_class == "MADE" and is_legacy_state_dict(ckpt.model)
-
-
-def _as_current_layout(ckpt: Checkpoint, model: nn.Module) -> dict[str, Any]:
-    """The checkpoint's weights as ``model`` stores them (an nflows-era MADE state dict is
-    converted for a ``layout="nflows"`` model, and refused with the conversion hint
-    otherwise)."""
-    if not _is_legacy_made(ckpt):
-        return ckpt.model
-    from ..models.made import convert_legacy_state_dict
-
-    try:
-        return convert_legacy_state_dict(ckpt.model, model)  # type: ignore[arg-type]
-    except ValueError as e:
-        raise CheckpointError(f"{ckpt.path}: {_first_line(e)}") from None
-
-
 def check_compatible(ckpt: Checkpoint, model: nn.Module) -> None:
-    """Raises :class:`CheckpointError` unless ``ckpt`` was saved for a model like ``model``."""
+    """Raises :class:`CheckpointError` unless ``ckpt`` was saved for a model like ``model``
+    (same class and, after the class's ``upgrade_config`` hook, the same config); the weights
+    themselves are checked when :func:`load_weights` loads them."""
     model_class, config = model_spec(model)
     if ckpt.model_class is not None and model_class is not None:
         if ckpt.model_class != model_class:
@@ -296,20 +253,24 @@ def check_compatible(ckpt: Checkpoint, model: nn.Module) -> None:
                 f"{k}={(theirs_config or {}).get(k)!r} (model: {config.get(k)!r})" for k in diff
             )
             raise CheckpointError(f"{ckpt.path} was saved for another {model_class}: {shown}")
-    own = model.state_dict()
-    theirs = _as_current_layout(ckpt, model)
-    if set(own) != set(theirs):
+
+
+def load_weights(ckpt: Checkpoint, model: nn.Module, state: dict[str, Tensor] | None = None
+                 ) -> None:
+    """Loads ``state`` (default: ``ckpt.model``) into ``model`` with torch's
+    ``load_state_dict``, which is also where old formats are upgraded (the model's
+    ``_load_from_state_dict``, e.g. MADE's nflows-era state dicts); a mismatch is a
+    :class:`CheckpointError` naming the file.
+    """
+    try:
+        model.load_state_dict(ckpt.model if state is None else state)
+    except RuntimeError as e:
+        details = [line.strip() for line in str(e).splitlines()[1:] if line.strip()]
         raise CheckpointError(
-            f"{ckpt.path} does not fit this model: differing weights "
-            f"{sorted(set(own) ^ set(theirs))[:5]}"
-        )
-    bad = [k for k in own if tuple(own[k].shape) != tuple(theirs[k].shape)]
-    if bad:
-        k = bad[0]
-        raise CheckpointError(
-            f"{ckpt.path} does not fit this model: {k} has shape {tuple(theirs[k].shape)} in the "
-            f"checkpoint, {tuple(own[k].shape)} in the model"
-        )
+            f"{ckpt.path} does not fit this model: {details[0] if details else _first_line(e)}"
+        ) from None
+    except ValueError as e:  # an old format the model refuses, with its hint
+        raise CheckpointError(f"{ckpt.path}: {_first_line(e)}") from None
 
 
 class OldLayoutWarning(UserWarning):
@@ -356,6 +317,5 @@ def load_model(
             _warn_once(f"{path}: {note}")
         model = build_model(ckpt.model_class, config)  # type: ignore[arg-type]
     check_compatible(ckpt, model)
-    state = ckpt.ema if (ema and ckpt.ema is not None) else ckpt.model
-    model.load_state_dict(state)
+    load_weights(ckpt, model, ckpt.ema if (ema and ckpt.ema is not None) else ckpt.model)
     return model.to(device).eval()

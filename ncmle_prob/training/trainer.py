@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from .batches import BatchSource, check_tensor_data, make_source
-from .checkpoint import check_compatible, load_checkpoint, save_checkpoint
+from .checkpoint import check_compatible, load_checkpoint, load_weights, save_checkpoint
 from .config import FitConfig
 from .distributed import DistContext
 from .early_stopping import (
@@ -175,7 +175,7 @@ class Trainer:
         diffs = resume_differences(before, now)
         if diffs:
             raise ResumeMismatchError(mismatch_message(ck.path, diffs))
-        self.model.load_state_dict(ck.model)
+        load_weights(ck, self.model)
         if ck.optimizer is not None:
             self.optimizer.load_state_dict(ck.optimizer)
         if self.ema is not None and ck.ema is not None:

@@ -16,12 +16,12 @@ References:
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
 from typing import ClassVar
 
 import torch
 from torch import Tensor
 
+from ..._registry import NamedRegistry
 from ..validation import check_positive_int
 
 __all__ = [
@@ -36,7 +36,14 @@ __all__ = [
 LOG_SCALE_MIN = -7.0
 LOG_SCALE_MAX = 7.0
 
-_FAMILIES: dict[str, Callable[..., ConditionalFamily]] = {}
+def _check_family(name: str, cls: object) -> object:
+    if not (isinstance(cls, type) and issubclass(cls, ConditionalFamily)):
+        raise TypeError(f"family {name!r} must be a ConditionalFamily subclass, got {cls!r}")
+    return cls
+
+
+#: The families, by name (kind ``"family"`` of :mod:`ncmle_prob._registry`).
+FAMILIES = NamedRegistry("family", _check_family)
 
 
 class ConditionalFamily(abc.ABC):
@@ -196,16 +203,18 @@ class MixtureFamily(ConditionalFamily):
 
 
 def register_family(cls: type[ConditionalFamily]) -> type[ConditionalFamily]:
-    """Class decorator adding a family to the by-name registry."""
-    if cls.name in _FAMILIES:
-        raise ValueError(f"a family named {cls.name!r} is already registered")
-    _FAMILIES[cls.name] = cls
-    return cls
+    """Class decorator adding a family to the by-name registry under its ``name``.
+
+    Raises:
+        ValueError: the name is taken or not an identifier.
+        TypeError: ``cls`` is not a :class:`ConditionalFamily` subclass.
+    """
+    return FAMILIES.add(getattr(cls, "name", None), cls)  # type: ignore[arg-type]
 
 
 def family_names() -> list[str]:
     """Names accepted by :func:`get_family`."""
-    return sorted(_FAMILIES)
+    return FAMILIES.names()
 
 
 def get_family(
@@ -227,7 +236,7 @@ def get_family(
     """
     if isinstance(family, ConditionalFamily):
         return family
-    if family not in _FAMILIES:
+    if family not in FAMILIES:
         raise ValueError(f"family must be one of {family_names()}, got {family!r}")
     kwargs: dict[str, int] = {}
     if components is not None:
@@ -235,7 +244,7 @@ def get_family(
     if bins is not None:
         kwargs["bins"] = bins
     try:
-        return _FAMILIES[family](**kwargs)
+        return FAMILIES.get(family)(**kwargs)
     except TypeError:
         raise ValueError(
             f"family {family!r} does not take the options {sorted(kwargs)}"
