@@ -65,7 +65,7 @@ def gallery(path: str | Path, *, seed: int = 0, quick: bool = False) -> dict[str
     import torch
 
     from .. import pretrained
-    from ..infer.inverse import denoise, inpaint, psnr
+    from ..infer.inverse import inpaint, psnr, remove_noise
     from ..training import evaluate_bits_per_dim
     from .common import load_run_data
     from .plots import _figure, _save, grid_canvas
@@ -90,7 +90,7 @@ def gallery(path: str | Path, *, seed: int = 0, quick: bool = False) -> dict[str
     clean = data.test[:k]
     prior = ncmle(PRIOR_SIGMA)
     noisy = clean + 0.4 * torch.randn(clean.shape, generator=g)
-    den = denoise(prior, noisy, 0.4, **steps).mean.detach()
+    den = remove_noise(prior, noisy, 0.4, **steps).mean.detach()
     mask = torch.ones(8, 8, dtype=torch.bool)
     mask[5:, :] = False  # the bottom 3 rows are hidden: complete the digit from its top
     masked = torch.where(mask.reshape(-1), clean, torch.zeros_like(clean))

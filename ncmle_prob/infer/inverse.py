@@ -220,7 +220,7 @@ def inpaint(
         y: images ``(B, *event)`` (values where ``mask`` is false are ignored).
         mask: boolean ``event``-shaped tensor, true where observed.
         noise_std: observation noise of the observed entries (> 0; the prior's σ_p is added
-            in quadrature, as for :func:`denoise`).
+            in quadrature, as for :func:`remove_noise`).
     """
     event = prior.event_shape
     if not isinstance(mask, Tensor) or mask.dtype != torch.bool or mask.shape != event:
