@@ -19,10 +19,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks.image_study.stats import paired
 
-from benchmarks.image_study.stats import paired  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_decision_rule_matches_the_t_interval_and_its_power() -> None:
