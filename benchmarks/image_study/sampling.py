@@ -50,8 +50,8 @@ TEST_METRICS = ("fcd", "kid", "precision", "recall", "class_tv")
 BOOTSTRAP = 50
 
 
-def _images(study: Study, x: Tensor) -> Tensor:
-    del study  # one signature for every data set: the side is the root of D
+def _images(x: Tensor) -> Tensor:
+    """Flat ``(N, D)`` draws as ``(N, 1, √D, √D)`` images."""
     side = math.isqrt(x.shape[-1])
     return x.reshape(-1, 1, side, side).float()
 
@@ -66,7 +66,7 @@ def langevin_time_at_start(info: samplers.SampleInfo) -> float:
 #: (model id, σ_start, n, seed) -> (start draws, generator state after them, seconds)
 _STARTS: dict[tuple[int, float, int, int], tuple[Tensor, Tensor, float]] = {}
 #: samplers that start from an ancestral draw at ``sigma_start`` and then only refine it
-_FROM_START = {"score_corrected_ancestral": "refine", "self_denoising": "denoise"}
+_FROM_START = frozenset({"score_corrected_ancestral", "self_denoising"})
 
 
 def _start(model: torch.nn.Module, sigma_start: float, n: int, seed: int
@@ -172,7 +172,7 @@ def select(study: Study, root: Path, out: Path, shard: tuple[int, int] | None = 
                 for k in json.loads(other.read_text())["settings"]}
     net = load_classifier(study.data)
     real = _validation(study, root, Run("ncmle", 0))
-    real_feats = image_features(net, _images(study, real))
+    real_feats = image_features(net, _images(real))
     done["validation_images"] = len(real)
     models = {obj: _load(study, root, obj, 0) for obj in ("mle", "ncmle")}
     jobs = [("mle", Setting("ancestral", "ancestral"))] + [("ncmle", s) for s in settings(study)]
@@ -187,7 +187,7 @@ def select(study: Study, root: Path, out: Path, shard: tuple[int, int] | None = 
                   flush=True)
             continue
         x, facts = draw(models[objective], setting, study.select_samples, seed=1)
-        scores = _feature_scores(net, real_feats, _images(study, x), seed=2)
+        scores = _feature_scores(net, real_feats, _images(x), seed=2)
         done["settings"][key] = {"objective": objective, "family": setting.family,
                                  "method": setting.method, "options": dict(setting.options),
                                  **facts, **scores}
@@ -222,7 +222,7 @@ def test(study: Study, root: Path, out: Path, seeds: list[int] | None = None
     path = out / name
     done: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"scores": {}}
     test_x = load_dataset(study.data, split="test", flatten=True).tensor()
-    real = _images(study, test_x[: study.test_reference])
+    real = _images(test_x[: study.test_reference])
     starts = test_x[study.test_reference: study.test_reference + study.control_starts]
     n = study.test_samples
     opts = {"metrics": TEST_METRICS, "repeats": study.repeats, "seed": 3,
@@ -240,7 +240,7 @@ def test(study: Study, root: Path, out: Path, seeds: list[int] | None = None
             if key in done["scores"] or models[objective] is None:
                 continue
             x, facts = draw(models[objective], setting, n, seed=100 + seed)
-            s = image_scores(_images(study, x), real, study.data, **opts)
+            s = image_scores(_images(x), real, study.data, **opts)
             done["scores"][key] = {"objective": objective, "family": setting.family,
                                    "setting": setting.label, "seed": seed, **facts, **s}
             print(f"test {key}: FCD {s['fcd']:.3f} (floor {s['fcd_floor']:.3f}), precision "
@@ -276,7 +276,7 @@ def _controls(study: Study, models: dict[str, Any], chosen: dict[str, Any], star
         t0 = time.perf_counter()
         x = sampler.refine(models["ncmle"](torch.tensor(0.0)), x0, generator=g)
         controls[name] = {"seconds": time.perf_counter() - t0,
-                          **image_scores(_images(study, x), real, study.data, **opts_small)}
+                          **image_scores(_images(x), real, study.data, **opts_small)}
         save()
     if "c: at sigma_start" not in controls:
         ncmle_start = samplers.sample(models["ncmle"](torch.tensor(s0)), n, "ancestral",
@@ -284,9 +284,9 @@ def _controls(study: Study, models: dict[str, Any], chosen: dict[str, Any], star
         real_noisy = real + s0 * torch.randn(real.shape, generator=g)
         controls["c: at sigma_start"] = {
             "ncmle ancestral at sigma_start": image_scores(
-                _images(study, ncmle_start), real_noisy, study.data, **opts_small),
+                _images(ncmle_start), real_noisy, study.data, **opts_small),
             "mle draws + noise": image_scores(
-                _images(study, noisy["mle"]), real_noisy, study.data, **opts_small),
+                _images(noisy["mle"]), real_noisy, study.data, **opts_small),
         }
         save()
 
@@ -310,7 +310,7 @@ def grids(study: Study, root: Path, out: Path, n: int = 36) -> Path | None:
     fig, axes = plt.subplots(1, len(jobs), figsize=(2.6 * len(jobs), 3.0))
     for ax, (title, objective, setting) in zip(axes, jobs):
         x, _ = draw(models[objective], setting, side * side, seed=0)
-        img = _images(study, x)[:, 0]
+        img = _images(x)[:, 0]
         h, w = img.shape[-2:]
         tiles = img.reshape(side, side, h, w).permute(0, 2, 1, 3).reshape(side * h, side * w)
         ax.imshow(((tiles + 1) / 2).clamp(0, 1).numpy(), cmap="gray", vmin=0, vmax=1)
