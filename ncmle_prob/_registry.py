@@ -127,6 +127,10 @@ class NamedRegistry:
             return sorted({*self._table, *self._lazy})
         return list(self._order)
 
+    def pending(self, name: str) -> str | None:
+        """The ``"module:attribute"`` of a lazy entry not imported yet (else ``None``)."""
+        return self._lazy.get(name)
+
     def __contains__(self, name: object) -> bool:
         return name in self._table or name in self._lazy
 

@@ -190,6 +190,12 @@ def test_resume_past_the_requested_steps_says_so(checkpoints: dict[str, Path], w
         (["evaluate", "a.pt", "--data", "cifar10"], ["--data", "unknown dataset 'cifar10'"]),
         (["restore", "--task", "inpaint", "--checkpoint", "c.pt", "--input", "digits:0",
           "--mask", "random:2"], ["--mask random:P needs 0 < P < 1"]),
+        # checked against the restore-kernel registry before any checkpoint is read
+        (["restore", "--task", "denoise", "--checkpoint", "c.pt", "--input", "digits:0",
+          "--kernel", "mala_fast"],
+         ["--kernel: unknown restore kernel 'mala_fast'", "batched_mala", "mcmc_nuts"]),
+        (["train", "--model", "transformer"], ["argument --model", "'transformer'", "made",
+                                                "pixelcnnpp"]),
     ],
 )
 def test_argument_errors_name_the_flag(argv: list[str], needles: list[str], work: Path) -> None:

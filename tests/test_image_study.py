@@ -98,3 +98,18 @@ def test_shared_start_draws_are_the_samplers_own(method: str, options: tuple) ->
     direct = samplers.sample(model(torch.tensor(0.0)), 8, method,
                              generator=torch.Generator().manual_seed(4), **dict(options))
     assert torch.equal(first, direct) and torch.equal(again, direct)
+
+
+@pytest.mark.parametrize(("flag", "value", "needle"), [
+    ("--seeds", "0,x", "--seeds '0,x': expected training seeds as non-negative integers"),
+    ("--shard", "2/2", "--shard '2/2': expected I/N with 0 <= I < N"),
+])
+def test_bad_stage_options_are_one_line(flag: str, value: str, needle: str,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks.image_study.__main__ import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["test", flag, value])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err

@@ -216,3 +216,34 @@ def test_samplers_and_kernels_use_public_distribution_methods_only() -> None:
                           "ncmle_prob/samplers", "ncmle_prob/infer"], cwd=root,
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stdout
+
+
+class _Overflowing(NoisyGaussian):
+    """N(0, v I) whose log-density is NaN beyond ``|x_0| > edge`` (an overflowing model)."""
+
+    edge = math.inf
+
+    def log_prob_and_score(self, x: torch.Tensor, **kw: object) -> tuple[torch.Tensor,
+                                                                          torch.Tensor]:
+        lp, g = super().log_prob_and_score(x, **kw)
+        bad = x[..., 0].abs() > self.edge
+        return lp.masked_fill(bad, math.nan), g.masked_fill(bad[..., None], math.nan)
+
+
+def test_a_non_finite_model_density_is_named_as_the_model_not_the_step() -> None:
+    # an MLE-only model's log-density can overflow at σ > 0: the error must say so, not
+    # "the step must be finite" or "lower step_size"
+    d = _iso(1.0, dim=2)
+    bad = _Overflowing(torch.zeros(2, dtype=DT), torch.eye(2, dtype=DT), sigma=0.5)
+    x0 = d.at(0.5).sample((64,), generator=_gen())
+    x0[:, 0] = x0[:, 0].clamp(-1.0, 1.0)
+    bad.edge = 0.0  # not finite anywhere but at 0
+    with pytest.raises(samplers.SamplerDivergenceError,
+                       match=r"not finite at level 1 \(sigma=0.5\): its log-density or score "
+                             r"is not finite at 64 of the 64 draws. This is the model"):
+        samplers.anneal(d, x0, [0.5], levels=[bad], generator=_gen(1))
+    # MALA rejects proposals where the density is not finite: the chain stays where it is
+    bad.edge = 2.0
+    out = samplers.anneal(d, x0, [0.5], steps_per_level=50, levels=[bad], generator=_gen(1))
+    assert bool(torch.isfinite(out.x).all()) and float(out.x[:, 0].abs().max()) <= 2.0
+    assert out.acceptance_rates is not None and 0.2 < out.acceptance_rates[0] < 0.9

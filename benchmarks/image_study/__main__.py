@@ -64,6 +64,13 @@ def main(argv: list[str] | None = None) -> int:
         if not (i.isdigit() and n.isdigit() and int(i) < int(n)):
             p.error(f"--shard {args.shard!r}: expected I/N with 0 <= I < N, e.g. 1/2")
         shard = (int(i), int(n))
+    seeds = None
+    if args.seeds is not None:
+        parts = args.seeds.split(",")
+        if not all(x.strip().isdigit() for x in parts):
+            p.error(f"--seeds {args.seeds!r}: expected training seeds as non-negative integers "
+                    "separated by commas, e.g. 0,2")
+        seeds = [int(x) for x in parts]
     unknown = [s for s in args.stages if s not in STAGES]
     if unknown:
         p.error(f"unknown stage {unknown[0]!r}: choose from {', '.join(STAGES)}")
@@ -84,8 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         elif stage == "select":
             sampling.select(study, root, out, shard)
         elif stage == "test":
-            sampling.test(study, root, out,
-                          None if args.seeds is None else [int(x) for x in args.seeds.split(',')])
+            sampling.test(study, root, out, seeds)
         elif stage == "grids":
             sampling.grids(study, root, out)
         else:

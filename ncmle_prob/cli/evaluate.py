@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..data import catalogue as _catalogue
+from ..models import catalogue as _models
 from .common import (
     DATASETS,
     CLIError,
@@ -201,9 +202,14 @@ def sample_metrics(
     return out
 
 
+def _image_network(model: str | None) -> bool:
+    """Whether ``model`` (a checkpoint's ``meta["model"]``) names a network of images."""
+    return model in _models.names() and _models.lookup(model).input == "image"
+
+
 def _image_checkpoints(metas: list[dict[str, Any]]) -> bool:
     """Checkpoints written for image data specs (PixelCNN++ or data loaded by spec)."""
-    return any(m.get("model") == "pixelcnnpp" or "data_bins" in m
+    return any(_image_network(m.get("model")) or "data_bins" in m
                or (m.get("dataset") is not None and m.get("dataset") not in DATASETS)
                for m in metas)
 

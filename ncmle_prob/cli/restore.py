@@ -30,10 +30,16 @@ if TYPE_CHECKING:
     import torch
     from torch import Tensor
 
-__all__ = ["add_parser", "blur_matrix", "load_images", "make_mask", "parse_digits_spec", "run"]
+__all__ = ["HELP_KERNELS", "add_parser", "blur_matrix", "check_kernel", "load_images", "make_mask",
+           "parse_digits_spec", "run"]
 
 DIGITS_PREFIX = "digits:"
 TEST_PREFIX = "test:"
+
+
+#: The built-in restore kernels named in ``--help`` (the parser imports no torch, so it cannot
+#: read :data:`~ncmle_prob.infer.RESTORE_KERNELS`; a test keeps the two equal).
+HELP_KERNELS = ("batched_mala", "mcmc_mala", "mcmc_annealed_langevin", "mcmc_nuts")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
@@ -74,10 +80,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
     p.add_argument("--prior-sigma", type=nonnegative_float, default=0.1,
                    help="noise level the prior is bound to (a density also for grid data)")
     p.add_argument("--kernel", default="batched_mala", metavar="NAME",
-                   help="posterior sampler, a restore kernel of ncmle_prob.infer: batched_mala "
-                        "(all images' MALA chains in one batch), or one Pyro MCMC per image: "
-                        "mcmc_mala, mcmc_annealed_langevin, mcmc_nuts (the names of before 0.2, "
-                        "mala, annealed_langevin and nuts, still work, deprecated)")
+                   help="posterior sampler, a restore kernel of ncmle_prob.infer: "
+                        f"{HELP_KERNELS[0]} (all images' MALA chains in one batch), or one Pyro "
+                        f"MCMC per image: {', '.join(HELP_KERNELS[1:])} (the names of before "
+                        "0.2, mala, annealed_langevin and nuts, still work, deprecated)")
     p.add_argument("--num-samples", type=positive_int, default=200,
                    help="posterior draws per image")
     p.add_argument("--warmup", type=nonnegative_int, default=300, help="warm-up steps per image")
@@ -220,6 +226,26 @@ def _check_args(args: argparse.Namespace) -> None:
         import torch
 
         make_mask(args.mask, (4, 4), torch.Generator())
+    check_kernel(args.kernel)
+
+
+def check_kernel(name: str) -> None:
+    """``--kernel`` must name a restore kernel of :data:`~ncmle_prob.infer.RESTORE_KERNELS` (an
+    old name warns), checked before any model or image is loaded.
+
+    Example:
+        >>> from ncmle_prob.cli.restore import check_kernel
+        >>> check_kernel("mala_fast")
+        Traceback (most recent call last):
+        ...
+        ncmle_prob.cli.common.CLIError: --kernel: unknown restore kernel 'mala_fast'; ...
+    """
+    from .._deprecated import restore_kernel
+    from ..infer import RESTORE_KERNELS
+
+    if restore_kernel(name) not in RESTORE_KERNELS:
+        raise CLIError(f"--kernel: unknown restore kernel {name!r}; choose from "
+                       f"{', '.join(RESTORE_KERNELS.names())}")
 
 
 def blur_matrix(image_shape: tuple[int, int, int], size: int) -> Tensor:

@@ -24,6 +24,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from ..models import catalogue as _models
 from .common import CLIError, say
 
 __all__ = [
@@ -37,7 +38,6 @@ __all__ = [
 ]
 
 LOCK_NAME = ".ncmle.lock"
-MODEL_CLASSES = {"MADE": "made", "PixelCNNPP": "pixelcnnpp"}
 
 #: ``train_config`` keys that a resume must keep, with the flag that sets each
 RESUMED_OPTIONS = {"lr": "--lr", "batch_size": "--batch-size", "grad_clip": "--grad-clip",
@@ -177,7 +177,8 @@ def clean_stale_temporaries(out: Path, checkpoint: str) -> list[Path]:
 def check_resume_model(ckpt_path: Path, model_class: str | None, meta: dict[str, Any],
                        model: str) -> None:
     """Refuses to resume a checkpoint of another network than ``--model``."""
-    held = meta.get("model") or MODEL_CLASSES.get(model_class or "")
+    record = _models.by_class(model_class or "")
+    held = meta.get("model") or (record.name if record is not None else None)
     if held is not None and held != model:
         raise CLIError(f"--model {model}: {ckpt_path} holds a {model_class or held} (trained "
                        f"with --model {held}); pass --model {held} to resume it, or --overwrite "

@@ -6,7 +6,9 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._registry import NamedRegistry
 from ..data import catalogue as _catalogue
+from ..models import catalogue as _models
 from .common import (
     CLIError,
     HelpFormatter,
@@ -39,10 +41,16 @@ if TYPE_CHECKING:
     from ..objectives import NoiseLevelPrior
     from .images import ImageRun
 
-__all__ = ["add_model_args", "add_parser", "build_made", "build_pixelcnnpp", "build_prior",
-           "check_prior_args", "run"]
+__all__ = ["MODEL_BUILDERS", "add_model_args", "add_parser", "build_made", "build_pixelcnnpp",
+           "build_prior", "check_prior_args", "run"]
 
 CHECKPOINT = "last.pt"
+
+#: How ``ncmle train`` builds each network of the model catalogue from its arguments
+#: (``builder(args, data)``; ``data`` is a :class:`RunData` of flat vectors for a ``"vector"``
+#: network, an :class:`~ncmle_prob.cli.images.ImageRun` for an ``"image"`` one). A test keeps
+#: its names equal to :func:`ncmle_prob.models.catalogue.names`.
+MODEL_BUILDERS = NamedRegistry("model builder")
 
 
 def add_model_args(p: argparse.ArgumentParser, title: str = "model (MADE)") -> None:
@@ -86,8 +94,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                     "torchrun --nproc_per_node=K for data-parallel training.",
         formatter_class=HelpFormatter,
     )
-    p.add_argument("--model", choices=("made", "pixelcnnpp"), default="made",
-                   help="network: MADE (vectors) or PixelCNN++ (images)")
+    p.add_argument("--model", choices=_models.names(), default=_models.names()[0],
+                   help="network: " + "; ".join(f"{r.name}: {r.description}"
+                                                for r in _models.CATALOGUE))
     p.add_argument("--data", default="digits", metavar="SPEC",
                    help="data set: " + ", ".join(_catalogue.names()) + ", folder:PATH (PNG/JPEG "
                         "images) or npy:PATH (.npy/.npz array)")
@@ -185,6 +194,7 @@ def build_prior(args: argparse.Namespace, objective: str) -> NoiseLevelPrior:
     return NoiseLevelPrior(p_zero=args.p_zero, sigma_min=args.sigma_min, sigma_max=args.sigma_max)
 
 
+@MODEL_BUILDERS.register("made")
 def build_made(args: argparse.Namespace, data: RunData) -> MADE:
     """A MADE sized for ``data`` from the model arguments."""
     from ..models import MADE
@@ -203,6 +213,7 @@ def build_made(args: argparse.Namespace, data: RunData) -> MADE:
     )
 
 
+@MODEL_BUILDERS.register("pixelcnnpp")
 def build_pixelcnnpp(args: argparse.Namespace, data: ImageRun) -> PixelCNNPP:
     """A PixelCNN++ for the images of ``data`` from the model arguments."""
     from ..models import PixelCNNPP
@@ -297,13 +308,13 @@ def _build_model(args: argparse.Namespace, data: TrainData) -> Any:
 
     torch.manual_seed(args.seed)
     meta, run = data.meta, data.image_run
-    if args.model == "pixelcnnpp":
-        return build_pixelcnnpp(args, run)  # type: ignore[arg-type]
+    build = MODEL_BUILDERS.get(args.model)
+    if _models.lookup(args.model).input == "image":
+        return build(args, run)
     if run is not None:
-        return build_made(args, RunData(args.data, torch.zeros(1, *run.event_shape),
-                                        torch.zeros(0), data.bins, tuple(meta["image_shape"])))
-    return build_made(args, RunData(args.data, data.train, data.test, data.bins,
-                                    meta["image_shape"]))
+        return build(args, RunData(args.data, torch.zeros(1, *run.event_shape),
+                                   torch.zeros(0), data.bins, tuple(meta["image_shape"])))
+    return build(args, RunData(args.data, data.train, data.test, data.bins, meta["image_shape"]))
 
 
 def _check_early_stopping_args(args: argparse.Namespace) -> None:

@@ -14,6 +14,7 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
+from ..models import catalogue as _models
 from .common import DATASETS, CLIError, load_run_data, say
 from .images import ImageRun, check_data_spec, load_image_data, native_bins, subset
 
@@ -37,7 +38,7 @@ class TrainData:
 
 def legacy_made_data(args: argparse.Namespace) -> bool:
     """MADE on a named data set keeps the in-memory vectors of :func:`load_run_data`."""
-    return args.model == "made" and args.data in DATASETS
+    return _models.lookup(args.model).input == "vector" and args.data in DATASETS
 
 
 def default_validation_size(n_train: int, eval_every: int | None) -> int:
@@ -86,7 +87,7 @@ def load_train_data(args: argparse.Namespace) -> TrainData:
     else:
         run = load_image_data(args.data, data_dir=args.data_dir, bins=args.bins,
                               size=args.image_size, channels=args.channels, resize=args.resize,
-                              flatten=args.model == "made")
+                              flatten=_models.lookup(args.model).input == "vector")
         native = native_bins(check_data_spec(args.data, args.data_dir)) or run.meta["data_bins"]
         if args.bins is not None and native != args.bins:
             say(f"note: --bins {args.bins}: the data are re-quantised from their {native} "

@@ -27,12 +27,17 @@ from ..distributions import (
     NoiseConditionalAutoregressive,
     NoiseConditionalDistribution,
 )
+from . import catalogue
 
 __all__ = ["MODELS", "AutoregressiveModel", "NoiseConditionalModel"]
 
-#: The model classes by class name (kind ``"model"`` of :mod:`ncmle_prob._registry`), filled
-#: when a model class is defined: checkpoints rebuild a model from this table only.
+#: The model classes by class name (kind ``"model"`` of :mod:`ncmle_prob._registry`):
+#: checkpoints rebuild a model from this table only. The built-in networks are entered from
+#: the catalogue by import path (imported on first lookup); any other class is entered when it
+#: is defined (see :meth:`NoiseConditionalModel.__init_subclass__`).
 MODELS = NamedRegistry("model")
+for _record in catalogue.CATALOGUE:
+    MODELS.register_lazy(_record.class_name, _record.target)
 
 
 class NoiseConditionalModel(nn.Module, abc.ABC):
@@ -54,7 +59,8 @@ class NoiseConditionalModel(nn.Module, abc.ABC):
         super().__init_subclass__(**kwargs)
         if register is None:
             register = cls.__module__.startswith("ncmle_prob.models")
-        if register:
+        # a built-in network is already entered by its import path (the catalogue)
+        if register and MODELS.pending(cls.__name__) != f"{cls.__module__}:{cls.__qualname__}":
             MODELS.add(cls.__name__, cls)
 
     @property

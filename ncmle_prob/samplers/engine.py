@@ -136,6 +136,15 @@ def _diverged(level: int, sigma: float, alpha: float, detail: str) -> SamplerDiv
     )
 
 
+def _not_finite(level: int, sigma: float, detail: str) -> SamplerDivergenceError:
+    return SamplerDivergenceError(
+        f"the model's density is not finite at level {level} (sigma={sigma:.4g}): {detail}. "
+        "This is the model, not the step size: a model trained by MLE only has no trained "
+        "noisy levels (train it with the NCMLE objective), or the draws reached a region where "
+        "its log-density overflows"
+    )
+
+
 def _fixed_steps(
     rule: str, sigmas: Sequence[float], steps: int, step_size: float | Sequence[float] | None
 ) -> list[float] | None:
@@ -250,7 +259,13 @@ def anneal(
                 x = x.expand(g.shape)
                 evals += 1
                 chain = Chain(x, lp, g)
-                start = float(x.abs().amax())
+                # one host sync per level: the largest |x| and whether lp and g are finite
+                bad = ~torch.isfinite(lp) | ~torch.isfinite(g).flatten(lp.dim()).all(-1)
+                start, n_bad = (float(v) for v in torch.stack([x.abs().amax(),
+                                                                bad.sum().to(x.dtype)]))
+                if n_bad:
+                    raise _not_finite(i + 1, sigma, f"its log-density or score is not finite at "
+                                      f"{int(n_bad)} of the {lp.numel()} draws")
                 if fixed is not None:
                     alpha = fixed[i]
                 elif alpha is None:
