@@ -247,3 +247,24 @@ def test_a_non_finite_model_density_is_named_as_the_model_not_the_step() -> None
     out = samplers.anneal(d, x0, [0.5], steps_per_level=50, levels=[bad], generator=_gen(1))
     assert bool(torch.isfinite(out.x).all()) and float(out.x[:, 0].abs().max()) <= 2.0
     assert out.acceptance_rates is not None and 0.2 < out.acceptance_rates[0] < 0.9
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_one_mala_step_rejects_a_proposal_whose_score_is_not_finite(bad: float) -> None:
+    # the log-density at the proposal is finite, its score is not: the step must reject it
+    # (and call it divergent) rather than move to a point where the next step is NaN
+    from ncmle_prob.samplers.mala import mala_step
+
+    x = torch.zeros(3, 2, dtype=DT)
+    lp, g = torch.zeros(3, dtype=DT), torch.zeros(3, 2, dtype=DT)
+
+    def density(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        score = -y.clone()
+        score[1, 0] = bad  # chain 1 only
+        return -0.5 * (y * y).sum(-1), score
+
+    z = torch.randn(3, 2, dtype=DT, generator=_gen())
+    out = mala_step(x, lp, g, density, 0.1, z=z, u=torch.zeros(3, dtype=DT), event_dims=(-1,))
+    assert out.finite.tolist() == [True, False, True]
+    assert out.accepted.tolist() == [True, False, True] and float(out.accept_prob[1]) == 0.0
+    assert torch.equal(out.x[1], x[1]) and bool(torch.isfinite(out.score).all())

@@ -112,9 +112,10 @@ def mala_step(
     log_q_back = -(back * back / hm).sum(event_dims) / 4.0 if k else -(back * back / hm) / 4.0
     log_q_fwd = -0.5 * (z * z).sum(event_dims) if k else -0.5 * z * z
     log_a = logp_y - log_prob + log_q_back - log_q_fwd
-    grad_ok = torch.isfinite(score_y).all(dim=event_dims) if k else torch.isfinite(score_y)
-    finite = torch.isfinite(log_a) & grad_ok
-    log_a = torch.where(finite, log_a, torch.full_like(log_a, -math.inf))
+    # a non-finite score at y makes log_q_back (hence log_a) NaN or -inf, so this one test
+    # also rejects proposals whose score is not finite
+    finite = torch.isfinite(log_a)
+    log_a = log_a.masked_fill(~finite, -math.inf)
     accept_prob = log_a.clamp(max=0.0).exp()
     if u is None:
         return MALAStep(y, logp_y, score_y, accept_prob, torch.ones_like(finite), finite)
