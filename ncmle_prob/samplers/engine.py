@@ -261,8 +261,7 @@ def anneal(
                 chain = Chain(x, lp, g)
                 # one host sync per level: the largest |x| and whether lp and g are finite
                 bad = ~torch.isfinite(lp) | ~torch.isfinite(g).flatten(lp.dim()).all(-1)
-                start, n_bad = (float(v) for v in torch.stack([x.abs().amax(),
-                                                                bad.sum().to(x.dtype)]))
+                start, n_bad = torch.stack([x.abs().amax(), bad.sum().to(x.dtype)]).tolist()
                 if n_bad:
                     raise _not_finite(i + 1, sigma, f"its log-density or score is not finite at "
                                       f"{int(n_bad)} of the {lp.numel()} draws")
