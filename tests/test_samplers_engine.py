@@ -72,7 +72,9 @@ def test_adapt_rule_reaches_the_target_acceptance_and_reports_it() -> None:
     # MALA's optimal step on N(0, cI) in D = 16 is about 1.65^2 / 2 c D^(-1/3) = 0.54 c
     c_last = 0.2
     assert 0.25 * c_last < out.step_sizes[-1] < 1.2 * c_last, out.step_sizes
-    assert out.langevin_time == pytest.approx(out.langevin_time)  # finite
+    # S_i sums the adapted steps actually taken at level i; they add up to S
+    assert len(out.level_times) == 3 and sum(out.level_times) == pytest.approx(out.langevin_time)
+    assert all(t > 0 for t in out.level_times)
     assert out.langevin_time > 40 * out.step_sizes[-1] * 0.5
 
 
@@ -99,6 +101,7 @@ def test_technique4_and_explicit_per_level_steps() -> None:
     out = samplers.anneal(d, x0, sig, step_rule="fixed", step_size=per_level, steps_per_level=2)
     assert out.step_sizes == tuple(per_level)
     assert out.langevin_time == pytest.approx(2 * sum(per_level))
+    assert out.level_times == pytest.approx([2 * a for a in per_level])  # S_i = T alpha_i
     with pytest.raises(ValueError, match="5 levels but 2 step sizes"):
         samplers.anneal(d, x0, sig, step_rule="fixed", step_size=[1e-3, 1e-4])
     with pytest.raises(ValueError, match="strictly decreasing"):
@@ -168,6 +171,8 @@ def test_refine_runs_the_correction_alone_with_every_option() -> None:
         out = s.refine(d, start, generator=_gen(1))
         assert s.info is not None and s.info.start_sigma == 0.4 and s.info.sigmas[-1] == 0.0
         assert s.info.corrector == corr and s.info.langevin_time > 0
+        assert len(s.info.level_times) == len(s.info.sigmas)
+        assert sum(s.info.level_times) == pytest.approx(s.info.langevin_time)
         # the MALA last level at sigma = 0 fixes mean and spread; ULA with the snr rule
         # (alpha = 0.05 c) is within its ~1.3 % bias. Mean SE 0.004, variance SE 2.6 %.
         assert float(out.mean(0).abs().max()) < 0.03, (pred, corr)

@@ -185,8 +185,8 @@ class AnnealingOptions:
         )
         info = SampleInfo(
             name, out.sigmas, out.step_sizes, self.steps_per_level, out.acceptance_rates,
-            out.langevin_time, self.predictor, self.corrector, start_sigma=start_sigma,
-            score_evals=out.evals,
+            out.langevin_time, level_times=out.level_times, predictor=self.predictor,
+            corrector=self.corrector, start_sigma=start_sigma, score_evals=out.evals,
         )
         x = out.x
         last = out.sigmas[-1]

@@ -117,6 +117,8 @@ class AnnealResult:
             for a corrector without Metropolis test).
         langevin_time: :math:`S = \\sum_{i,t}\\alpha_{i,t}`.
         evals: batched ``log_prob_and_score`` evaluations.
+        level_times: :math:`S_i = \\sum_t \\alpha_{i,t}`, the Langevin time of each level
+            (they add up to ``langevin_time``).
     """
 
     x: Tensor
@@ -126,6 +128,7 @@ class AnnealResult:
     acceptance_rates: tuple[float, ...] | None
     langevin_time: float
     evals: int
+    level_times: tuple[float, ...] = ()
 
 
 def _diverged(level: int, sigma: float, alpha: float, detail: str) -> SamplerDivergenceError:
@@ -248,6 +251,7 @@ def anneal(
     alpha = float(step_size) if step_rule == "adapt" and step_size is not None else None
     alphas: list[float] = []
     rates: list[float] = []
+    level_times: list[float] = []
     total_time, evals = 0.0, 0
     x = x.detach()
     bar = tqdm(total=len(sig) * steps, desc=desc, disable=not progress, leave=False)
@@ -269,7 +273,7 @@ def anneal(
                     alpha = fixed[i]
                 elif alpha is None:
                     alpha = d ** (2.0 / 3.0) / max(float((g * g).sum(event_dims).mean()), 1e-30)
-                acc_sum = 0.0
+                acc_sum, level_time = 0.0, 0.0
                 for _ in range(steps):
                     if step_rule == "snr":
                         gnorm = float(torch.linalg.vector_norm(
@@ -280,13 +284,15 @@ def anneal(
                         raise ValueError(f"level {i + 1}: the step must be finite and > 0, "
                                          f"got {alpha}")
                     chain, a = step(lvl, chain, alpha)
-                    total_time += alpha
+                    level_time += alpha
                     a_mean = float(a.mean())
                     acc_sum += a_mean
                     if step_rule == "adapt":
                         alpha *= math.exp(_GAIN * (a_mean - target_accept))
                     bar.update(1)
                 evals += lvl.evals
+                total_time += level_time
+                level_times.append(level_time)
                 alphas.append(float(alpha) if alpha is not None else 0.0)
                 rates.append(acc_sum / steps if steps else math.nan)
                 x = chain.x
@@ -304,5 +310,5 @@ def anneal(
     return AnnealResult(
         x=x, chain=chain, sigmas=tuple(sig), step_sizes=tuple(alphas),
         acceptance_rates=tuple(rates) if metropolis and steps else None,
-        langevin_time=total_time, evals=evals,
+        langevin_time=total_time, evals=evals, level_times=tuple(level_times),
     )

@@ -39,6 +39,9 @@ class SampleInfo:
             corrector steps (the sum of every step actually taken; :math:`\sum_i T_i\alpha_i`
             for a fixed step). Directions of data variance :math:`\lambda \gtrsim S` cannot
             relax by the corrector alone.
+        level_times: the Langevin time :math:`S_i = \sum_t \alpha_{i,t}` spent at each level
+            of ``sigmas`` (they add up to ``langevin_time``; ``level_times[0]`` is the time
+            at the first level, e.g. σ_start of score-corrected sampling).
         predictor: name of the predictor between levels (``None`` for ancestral).
         corrector: name of the corrector at each level (``None`` for ancestral).
         start_sigma: σ of the initial ancestral draw, if any.
@@ -63,6 +66,7 @@ class SampleInfo:
     steps_per_level: int = 0
     acceptance_rates: tuple[float, ...] | None = None
     langevin_time: float = 0.0
+    level_times: tuple[float, ...] = ()
     predictor: str | None = None
     corrector: str | None = None
     start_sigma: float | None = None
