@@ -108,3 +108,18 @@ def test_two_process_torchrun_matches_one_process(tmp_path: Path) -> None:
     assert [r["step"] for r in em.train] == [10, 12]  # all-reduced losses logged on rank 0
     assert [v for _, v in em.losses] == pytest.approx([v for _, v in es.losses], rel=1e-4)
     assert es.last_eval == pytest.approx(em.last_eval, abs=1e-4)
+
+    # the 2-process run resumed on one process: the same global batch, another data order,
+    # so it is allowed but warned about (ResumeOrderWarning), and the step count goes on
+    from ncmle_prob.models import MADE
+    from ncmle_prob.objectives import NoiseLevelPrior
+    from ncmle_prob.training import ResumeOrderWarning, fit
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(256, 2, generator=g) @ torch.tensor([[1.0, 0.5], [0.0, 0.5]])
+    model = MADE(features=2, hidden_features=16)
+    with pytest.warns(ResumeOrderWarning, match="on 1 process instead of 2: the same global batch"):
+        fit(model, x, prior=NoiseLevelPrior(), steps=16, batch_size=32, lr=1e-2,
+            checkpoint_dir=multi / "ckpt", checkpoint_every=4, eval_data=x[:64],
+            eval_sigmas=[0.0, 0.3], seed=5, progress=False, resume=True)
+    assert load_checkpoint(multi / "ckpt" / "last.pt").step == 16

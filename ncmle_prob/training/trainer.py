@@ -188,8 +188,9 @@ class Trainer:
         if self.config.patience is not None and self.ctx.is_main:
             self._resume_best(Path(path), ck.step)
         if "world_size" in before and before["world_size"] != now["world_size"]:
+            n = now["world_size"]
             warnings.warn(
-                f"resuming {ck.path} on {now['world_size']} processes instead of "
+                f"resuming {ck.path} on {n} process{'es' if n != 1 else ''} instead of "
                 f"{before['world_size']}: the same global batch, another data order",
                 ResumeOrderWarning, stacklevel=3,
             )
