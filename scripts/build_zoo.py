@@ -93,7 +93,7 @@ RECIPES: dict[str, Recipe] = {
     "mnist14-pixelcnnpp-ncmle": Recipe(
         "mnist14-pcnn-ncmle-s0",
         "ncmle train --data mnist14 --model pixelcnnpp --filters 32 --resnets 1 --ema 0.999 "
-        "--checkpoint-every 250 --objective ncmle --seed 0 --steps 40000 --eval-every 500 "
+        "--checkpoint-every 250 --objective ncmle --seed 0 --steps 200000 --eval-every 500 "
         "--patience 5 --validation-size 1000 --test-size 10000 --out {out} --resume-or-start "
         "--quiet",
         "small PixelCNN++ (32 filters, 1 resnet per stage) on 14x14 MNIST, NCMLE"),

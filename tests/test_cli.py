@@ -76,12 +76,10 @@ def test_sample_with_registry_methods(demo_dir: Path, tmp_path: Path) -> None:
     ckpt = str(demo_dir / "ncmle" / "last.pt")
     assert main(["sample", ckpt, "-n", "4", "--out", str(tmp_path / "a.png")]) == 0
     assert (tmp_path / "a.png").read_bytes().startswith(PNG)
-    samplers = pytest.importorskip("ncmle_prob.samplers")
-    if "annealed_langevin" in samplers.available():
-        rc = main(["sample", ckpt, "-n", "4", "--sigma", "0.1", "--method", "annealed_langevin",
-                   "--option", "num_levels=2", "--option", "steps_per_level=3",
-                   "--option", "metropolis=true", "--out", str(tmp_path / "b.png")])
-        assert rc == 0 and (tmp_path / "b.png").read_bytes().startswith(PNG)
+    rc = main(["sample", ckpt, "-n", "4", "--sigma", "0.1", "--method", "annealed_langevin",
+               "--option", "num_levels=2", "--option", "steps_per_level=3",
+               "--option", "corrector=mala", "--out", str(tmp_path / "b.png")])
+    assert rc == 0 and (tmp_path / "b.png").read_bytes().startswith(PNG)
 
 
 def test_train_on_a_toy_then_scatter(tmp_path: Path, capsys) -> None:
