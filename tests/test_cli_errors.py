@@ -107,6 +107,18 @@ def test_restore_index_out_of_range(spec: str, checkpoints: dict[str, Path], wor
     assert snapshot(work) == before
 
 
+@pytest.mark.parametrize(("spec", "hint"), [("digits-test.pt", False), ("mnist14:0,1", True)])
+def test_restore_missing_input_file_says_how_to_name_test_images(
+        spec: str, hint: bool, checkpoints: dict[str, Path], work: Path) -> None:
+    before = snapshot(work)
+    r = ncmle("restore", "--task", "denoise", "--checkpoint", str(checkpoints["digits"]),
+              "--input", spec, cwd=work)
+    err = assert_one_line_error(r, f"--input {spec}: no such file")
+    # a data set's name before the colon reads as a wish for its test images: say how
+    assert ("test:I,J,... (not mnist14:I,J,...)" in err) == hint, err
+    assert snapshot(work) == before
+
+
 @pytest.mark.slow  # two torch start-ups (or a tiny training run): ~8 s of CPU
 def test_restore_refuses_a_model_of_other_data(checkpoints: dict[str, Path], work: Path) -> None:
     # a 2-D rings model must not reshape 64 pixels into 32 "images" and run for minutes

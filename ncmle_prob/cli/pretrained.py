@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     if not names:
         say("no pretrained models in this installation")
         return 0
-    for name in names:
-        say(pretrained.summary_line(pretrained.card(name)))
+    for line in pretrained.summary_lines([pretrained.card(name) for name in names]):
+        say(line)
     say("use one with pretrained:NAME, e.g. ncmle sample pretrained:" + names[0])
     return 0

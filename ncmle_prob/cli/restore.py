@@ -180,7 +180,14 @@ def load_images(spec: str, features: int, *, image_shape: tuple[int, ...] | None
 
     try:
         return read_images(spec, features, image_shape)  # type: ignore[arg-type]
-    except (FileNotFoundError, DataFileError) as e:
+    except FileNotFoundError as e:
+        from ..data import catalogue
+
+        head = spec.partition(":")[0]
+        hint = (f"; test images of the checkpoint's data are {TEST_PREFIX}I,J,... (not "
+                f"{head}:I,J,...)" if ":" in spec and head in catalogue.names() else "")
+        raise CLIError(f"--input {e}{hint}") from e
+    except DataFileError as e:
         raise CLIError(f"--input {e}") from e
 
 

@@ -52,6 +52,7 @@ __all__ = [
     "resolve",
     "sha256",
     "summary_line",
+    "summary_lines",
     "weights_path",
 ]
 
@@ -263,8 +264,13 @@ def _what(info: dict[str, Any]) -> str:
     return f"a {arch} of {kind} ({data.get('spec', '?')})"
 
 
-def summary_line(info: dict[str, Any]) -> str:
+def summary_line(info: dict[str, Any], widths: tuple[int, int] | None = None) -> str:
     """One line describing a card: name, data, model, objective, size, bits/dim, FCD.
+
+    Args:
+        info: a card (:func:`card`).
+        widths: the name and description columns' widths, to align the lines of several
+            cards (:func:`summary_lines`); default: this card's own (no padding).
 
     Example:
         >>> from ncmle_prob import pretrained
@@ -276,9 +282,10 @@ def summary_line(info: dict[str, Any]) -> str:
     metrics = info.get("samples", {}).get("metrics", {}).get(sampler or "", {})
     fcd = metrics.get("fcd")
     floor = metrics.get("fcd_floor")
+    name_width, what_width = widths or (0, 0)
     parts = [
-        f"{info.get('name', '?'):<24}",
-        f"{_what(info):<32}",
+        f"{info.get('name', '?'):<{name_width}}",
+        f"{_what(info):<{what_width}}",
         f"{info.get('objective', '?').upper():<5}",
         f"{info.get('weights', {}).get('bytes', 0) / 1e6:.2f} MB",
         "bits/dim " + " ".join(f"σ={s}: {bpd[s]:.3f}" for s in ("0", "0.1", "0.5") if s in bpd),
@@ -287,3 +294,18 @@ def summary_line(info: dict[str, Any]) -> str:
         parts.append(f"FCD {fcd:.2f} (floor {floor:.2f}, {sampler})" if floor is not None
                      else f"FCD {fcd:.2f} ({sampler})")
     return "  ".join(parts)
+
+
+def summary_lines(cards: list[dict[str, Any]]) -> list[str]:
+    """:func:`summary_line` of each card, with the name and description columns aligned.
+
+    Example:
+        >>> from ncmle_prob import pretrained
+        >>> lines = pretrained.summary_lines([pretrained.card(n) for n in pretrained.available()])
+        >>> len({line.index(" MLE ") if " MLE " in line else line.index(" NCMLE ")
+        ...      for line in lines})
+        1
+    """
+    widths = (max((len(str(c.get("name", "?"))) for c in cards), default=0),
+              max((len(_what(c)) for c in cards), default=0))
+    return [summary_line(c, widths) for c in cards]
