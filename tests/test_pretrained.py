@@ -103,6 +103,17 @@ def test_card_bits_per_dim_reproduced_on_a_fixed_subset(name: str, tmp_path: Pat
             assert abs(value - full["0"]) < 0.25
 
 
+def test_summary_lines_align_cards_of_any_width() -> None:
+    # a short and a long name (and description): the objective column starts at one offset,
+    # and one card alone is not padded
+    short = {**pretrained.card(NAMES[0]), "name": "x"}
+    long = {**pretrained.card(NAMES[-1]), "name": "a-much-longer-model-name-than-any-shipped"}
+    lines = pretrained.summary_lines([short, long])
+    columns = [line.index(c["objective"].upper() + " ") for line, c in zip(lines, [short, long])]
+    assert columns[0] == columns[1], lines
+    assert pretrained.summary_line(short).startswith("x  a "), pretrained.summary_line(short)
+
+
 def test_cli_lists_the_zoo(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["pretrained"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()

@@ -301,9 +301,9 @@ def summary_lines(cards: list[dict[str, Any]]) -> list[str]:
 
     Example:
         >>> from ncmle_prob import pretrained
-        >>> lines = pretrained.summary_lines([pretrained.card(n) for n in pretrained.available()])
-        >>> len({line.index(" MLE ") if " MLE " in line else line.index(" NCMLE ")
-        ...      for line in lines})
+        >>> cards = [pretrained.card(n) for n in pretrained.available()]
+        >>> lines = pretrained.summary_lines(cards)
+        >>> len({line.index(c["objective"].upper() + " ") for line, c in zip(lines, cards)})
         1
     """
     widths = (max((len(str(c.get("name", "?"))) for c in cards), default=0),

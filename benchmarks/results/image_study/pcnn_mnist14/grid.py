@@ -46,4 +46,6 @@ def main(ncmle: str, mle: str, out: str, n: int = 36) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    if len(sys.argv) != 4:
+        raise SystemExit(f"usage: python {sys.argv[0]} NCMLE.pt MLE.pt OUT.png")
+    main(*sys.argv[1:])
